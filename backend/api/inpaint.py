@@ -1,0 +1,140 @@
+"""POST /api/v1/inpaint: fill a selection and answer with the PNG (or JSON holding it)."""
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import time
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from backend.api.errors import ApiError, error_response
+from backend.images import b64decode, decode_image, decode_mask, encode_png
+from backend.jobs import DONE
+from backend.request import Blend, FillRequest, FillResult, Output
+
+bp = Blueprint("inpaint", __name__)
+
+FIELDS = {"image", "mask", "model", "output", "grow", "feather", "context", "seed", "blend", "options"}
+
+
+def _int(fields: dict[str, Any], name: str, default: int, lo: int, hi: int) -> int:
+    value = fields.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ValueError
+        n = int(value)
+    except (TypeError, ValueError):
+        raise ApiError(400, "bad_field", f"'{name}' must be an integer, got {value!r}") from None
+    if not lo <= n <= hi:
+        raise ApiError(400, "bad_field", f"'{name}' must be between {lo} and {hi}, got {n}")
+    return n
+
+
+def _choice(fields: dict[str, Any], name: str, enum_type, default):
+    value = fields.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return enum_type(value)
+    except ValueError:
+        allowed = ", ".join(e.value for e in enum_type)
+        raise ApiError(400, "bad_field", f"'{name}' must be one of {allowed}, got {value!r}") from None
+
+
+def _options(value: Any) -> dict[str, Any]:
+    if value is None or value == "":
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ApiError(400, "bad_field", "'options' must be a JSON object") from None
+    if not isinstance(value, dict):
+        raise ApiError(400, "bad_field", "'options' must be a JSON object")
+    return value
+
+
+def parse_fill_request(service) -> FillRequest:
+    """Read a multipart or JSON request into a FillRequest, rejecting anything malformed with a 4xx."""
+    limit = service.config.max_pixels
+    if request.is_json:
+        fields = request.get_json(silent=True)
+        if not isinstance(fields, dict):
+            raise ApiError(400, "bad_request", "the body is not a JSON object")
+        for name in ("image", "mask"):
+            if name not in fields:
+                raise ApiError(400, "missing_field", f"'{name}' is required (base64 image)")
+        image_bytes = b64decode(fields["image"], "image")
+        mask_bytes = b64decode(fields["mask"], "mask")
+    elif request.mimetype == "multipart/form-data":
+        fields = request.form.to_dict()
+        for name in ("image", "mask"):
+            if name not in request.files:
+                raise ApiError(400, "missing_field", f"'{name}' is required as a file part")
+        image_bytes = request.files["image"].read()
+        mask_bytes = request.files["mask"].read()
+    else:
+        raise ApiError(415, "unsupported_media_type", "send multipart/form-data or application/json")
+    unknown = sorted(set(fields) - FIELDS)
+    if unknown:
+        raise ApiError(400, "bad_field", f"unknown field(s): {', '.join(unknown)}")
+
+    model = fields.get("model") or None
+    if model is not None and not isinstance(model, str):
+        raise ApiError(400, "bad_field", "'model' must be a string")
+    model = service.check_model(model)
+    context = fields.get("context")
+    ctx = None if context in (None, "", "auto") else _int(fields, "context", 0, 0, 8192)
+    seed = _int(fields, "seed", -1, -1, 2**31 - 1)
+    req = FillRequest(
+        image=decode_image(image_bytes, limit, "image"),
+        mask=decode_mask(mask_bytes, limit, "mask"),
+        model=model,
+        output=_choice(fields, "output", Output, Output.LAYER),
+        grow=_int(fields, "grow", 0, -1000, 1000),
+        feather=_int(fields, "feather", 0, 0, 1000),
+        context=ctx,
+        seed=secrets.randbelow(2**31 - 1) if seed < 0 else seed,
+        blend=_choice(fields, "blend", Blend, Blend.ALPHA),
+        params=_options(fields.get("options")),
+    )
+    if req.image.shape[:2] != req.mask.shape:
+        ih, iw = req.image.shape[:2]
+        mh, mw = req.mask.shape
+        raise ApiError(400, "size_mismatch", f"image is {iw}x{ih} but mask is {mw}x{mh}; they must match")
+    service.engine(model).parse_params(req.params)  # bad options fail now, not in the queue
+    return req
+
+
+def result_response(result: FillResult, started: float) -> Response:
+    """Encode the result; `started` is the perf_counter() reading when the request arrived."""
+    png = encode_png(result.pixels)
+    result.elapsed_ms = (time.perf_counter() - started) * 1000
+    x, y, w, h = result.region
+    facts = {"model": result.model, "seed": result.seed, "elapsed_ms": round(result.elapsed_ms, 1),
+             "engine_ms": round(result.engine_ms, 1), "region": [x, y, w, h]}
+    if request.accept_mimetypes.best_match(["image/png", "application/json"]) == "application/json" \
+            and "application/json" in request.accept_mimetypes.values():
+        return jsonify(image=base64.b64encode(png).decode("ascii"), **facts)
+    resp = Response(png, mimetype="image/png")
+    resp.headers.update({
+        "X-Model": result.model, "X-Seed": str(result.seed), "X-Elapsed-Ms": f"{result.elapsed_ms:.1f}",
+        "X-Engine-Ms": f"{result.engine_ms:.1f}", "X-Region": f"{x},{y},{w},{h}",
+    })
+    return resp
+
+
+@bp.post("/api/v1/inpaint")
+def inpaint():
+    service = current_app.extensions["inpaint"]
+    start = time.perf_counter()
+    req = parse_fill_request(service)
+    job = service.worker.submit(lambda progress: service.fill(req, progress))
+    job.done.wait()
+    if job.state != DONE:
+        return error_response(job.error) if job.error else (jsonify(error="cancelled", detail=job.message), 409)
+    return result_response(job.result, start)

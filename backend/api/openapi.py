@@ -1,0 +1,94 @@
+"""The OpenAPI 3.1 document served at /api/v1/openapi.json (a test checks it against the real routes)."""
+from __future__ import annotations
+
+from flask import Blueprint, jsonify
+
+from backend import __version__
+
+bp = Blueprint("openapi", __name__)
+
+_ERROR = {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+_PNG_RESULT = {
+    "description": "the result PNG (JSON with a base64 PNG when Accept: application/json)",
+    "headers": {name: {"schema": {"type": "string"}, "description": text} for name, text in {
+        "X-Model": "model that ran", "X-Seed": "seed used", "X-Elapsed-Ms": "server time, decode to encode",
+        "X-Engine-Ms": "time inside the engine", "X-Region": "x,y,w,h of the changed pixels"}.items()},
+    "content": {"image/png": {"schema": {"type": "string", "format": "binary"}},
+                "application/json": {"schema": {"$ref": "#/components/schemas/Result"}}},
+}
+_FIELDS = {
+    "model": {"type": "string", "description": "engine or checkpoint id; default: the server's default"},
+    "output": {"type": "string", "enum": ["layer", "image"], "default": "layer",
+               "description": "layer: RGBA, filled pixels with alpha from the mask, transparent elsewhere; image: the composite"},
+    "grow": {"type": "integer", "minimum": -1000, "maximum": 1000, "default": 0, "description": "px to grow (negative: shrink) the selection"},
+    "feather": {"type": "integer", "minimum": 0, "maximum": 1000, "default": 0, "description": "px of soft edge"},
+    "context": {"oneOf": [{"type": "integer", "minimum": 0}, {"const": "auto"}], "default": "auto",
+                "description": "px of surrounding image the model sees around each region"},
+    "seed": {"type": "integer", "minimum": -1, "default": -1, "description": "-1: random (reported in X-Seed)"},
+    "blend": {"type": "string", "enum": ["alpha", "poisson"], "default": "alpha"},
+    "options": {"type": "object", "description": "engine-specific options, as listed under 'params' in /models"},
+}
+_FILL_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {"schema": {"type": "object", "required": ["image", "mask"], "properties": {
+            "image": {"type": "string", "format": "binary", "description": "PNG, JPEG, WebP or TIFF; RGB(A); 8 or 16 bit"},
+            "mask": {"type": "string", "format": "binary", "description": "8-bit grey (or RGBA: alpha); 0 keep, 255 fill"},
+            **{k: (v if k != "options" else {"type": "string", "description": v["description"] + " (JSON text)"})
+               for k, v in _FIELDS.items()}}}},
+        "application/json": {"schema": {"type": "object", "required": ["image", "mask"], "properties": {
+            "image": {"type": "string", "contentEncoding": "base64"},
+            "mask": {"type": "string", "contentEncoding": "base64"}, **_FIELDS}}},
+    },
+}
+_JOB_ID = [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+_JOB = {"description": "job state", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}}}
+
+DOCUMENT = {
+    "openapi": "3.1.0",
+    "info": {"title": "inpaint-backend", "version": __version__,
+             "description": "Fill image selections with classical and learned inpainting engines."},
+    "components": {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                       "description": "required when the server was started with --token"}},
+        "schemas": {
+            "Error": {"type": "object", "required": ["error", "detail"],
+                      "properties": {"error": {"type": "string"}, "detail": {"type": "string"}}},
+            "Job": {"type": "object", "required": ["id", "state", "progress", "message"], "properties": {
+                "id": {"type": "string"},
+                "state": {"type": "string", "enum": ["queued", "running", "done", "failed", "cancelled"]},
+                "progress": {"type": "number", "minimum": 0, "maximum": 1}, "message": {"type": "string"},
+                "error": {"$ref": "#/components/schemas/Error"}}},
+            "Result": {"type": "object", "properties": {
+                "image": {"type": "string", "contentEncoding": "base64"}, "model": {"type": "string"},
+                "seed": {"type": "integer"}, "elapsed_ms": {"type": "number"}, "engine_ms": {"type": "number"},
+                "region": {"type": "array", "items": {"type": "integer"}}}},
+        },
+    },
+    "security": [{}, {"bearer": []}],
+    "paths": {
+        "/api/v1/health": {"get": {"summary": "version, device, torch version, loaded models",
+                                   "responses": {"200": {"description": "server facts"}}}},
+        "/api/v1/models": {"get": {"summary": "every engine and checkpoint with its status and size rules, and the default",
+                                   "responses": {"200": {"description": "{default, models: [...]}"}}}},
+        "/api/v1/inpaint": {"post": {"summary": "fill the selection and return the result",
+                                     "requestBody": _FILL_BODY,
+                                     "responses": {"200": _PNG_RESULT, "400": _ERROR, "404": _ERROR, "409": _ERROR,
+                                                   "413": _ERROR, "415": _ERROR, "422": _ERROR}}},
+        "/api/v1/jobs": {"post": {"summary": "queue a fill; answers 202 with the job",
+                                  "requestBody": _FILL_BODY,
+                                  "responses": {"202": _JOB, "400": _ERROR, "404": _ERROR, "413": _ERROR, "422": _ERROR}}},
+        "/api/v1/jobs/{job_id}": {
+            "get": {"summary": "job state and progress", "parameters": _JOB_ID, "responses": {"200": _JOB, "404": _ERROR}},
+            "delete": {"summary": "cancel the job", "parameters": _JOB_ID, "responses": {"200": _JOB, "404": _ERROR}},
+        },
+        "/api/v1/jobs/{job_id}/result": {"get": {"summary": "the result of a finished job", "parameters": _JOB_ID,
+                                                 "responses": {"200": _PNG_RESULT, "404": _ERROR, "409": _ERROR}}},
+        "/api/v1/openapi.json": {"get": {"summary": "this document", "responses": {"200": {"description": "OpenAPI 3.1"}}}},
+    },
+}
+
+
+@bp.get("/api/v1/openapi.json")
+def openapi():
+    return jsonify(DOCUMENT)

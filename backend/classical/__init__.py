@@ -1,0 +1,4 @@
+"""Engines that need no weights. The first in ENGINES is the server's default."""
+from backend.classical.diffusion import DiffusionEngine
+
+ENGINES = [DiffusionEngine]

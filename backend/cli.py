@@ -1,0 +1,124 @@
+"""The `inpaint-backend` command: serve the API, or fill images from the shell."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff"}
+
+
+def _add_fill_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=None, help="engine or checkpoint id (default: the default engine)")
+    p.add_argument("--grow", type=int, default=0, help="px to grow the selection by")
+    p.add_argument("--feather", type=int, default=0, help="px of soft edge")
+    p.add_argument("--context", default="auto", help="px of surrounding image the model sees, or auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--blend", choices=["alpha", "poisson"], default="alpha")
+    p.add_argument("--output", choices=["image", "layer"], default="image",
+                   help="image: the composite (default); layer: RGBA with only the filled pixels")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="inpaint-backend", description="Local inpainting backend for Krita and GIMP.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="run the HTTP API")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=7860)
+    s.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"])
+    s.add_argument("--models-dir", default="models", help="folder of checkpoints (default: ./models)")
+    s.add_argument("--token", default=None, help="require 'Authorization: Bearer TOKEN' (needed off loopback)")
+    s.add_argument("--max-pixels", type=float, default=100e6, help="largest image accepted, in pixels")
+    s.add_argument("--max-upload-mb", type=int, default=512)
+
+    f = sub.add_parser("fill", help="fill IMAGE where MASK is white; IMAGE and MASK may be folders")
+    f.add_argument("image", type=Path, help="image file, or a folder of images")
+    f.add_argument("mask", type=Path, help="mask file (used for every image), or a folder of masks matched by name")
+    f.add_argument("-o", "--out", type=Path, required=True, help="output PNG, or a folder when IMAGE is a folder")
+    f.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"])
+    f.add_argument("--models-dir", default="models")
+    _add_fill_options(f)
+    return parser
+
+
+def _pairs(image: Path, mask: Path, out: Path) -> list[tuple[Path, Path, Path]]:
+    if not image.is_dir():
+        return [(image, mask, out)]
+    images = sorted(p for p in image.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    pairs = []
+    for img in images:
+        if mask.is_dir():
+            candidates = [mask / f"{img.stem}{s}" for s in (".png", "_mask.png", img.suffix)]
+            m = next((c for c in candidates if c.is_file()), None)
+            if m is None:
+                print(f"skipping {img.name}: no mask named {img.stem}.png or {img.stem}_mask.png in {mask}", file=sys.stderr)
+                continue
+        else:
+            m = mask
+        pairs.append((img, m, out / f"{img.stem}.png"))
+    return pairs
+
+
+def run_fill(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from backend.api.errors import classify
+    from backend.engines.base import Progress
+    from backend.images import ImageError, decode_image, decode_mask, encode_png
+    from backend.request import Blend, FillRequest, Output
+    from backend.service import ServerConfig, Service
+
+    service = Service(ServerConfig(models_dir=Path(args.models_dir), device=args.device))
+    try:
+        model = service.check_model(args.model)
+    except Exception as e:  # noqa: BLE001 - report the reason, not a traceback
+        print(f"error: {classify(e).detail}", file=sys.stderr)
+        return 2
+    pairs = _pairs(args.image, args.mask, args.out)
+    if args.image.is_dir():
+        args.out.mkdir(parents=True, exist_ok=True)
+    failures = 0
+    bar = tqdm(pairs, unit="img", disable=len(pairs) < 2)
+    for img_path, mask_path, out_path in bar:
+        bar.set_postfix_str(img_path.name)
+        try:
+            image = decode_image(img_path.read_bytes(), service.config.max_pixels, str(img_path))
+            mask = decode_mask(mask_path.read_bytes(), service.config.max_pixels, str(mask_path))
+            if image.shape[:2] != mask.shape:
+                raise ImageError("size_mismatch", f"{img_path.name} is {image.shape[1]}x{image.shape[0]}, "
+                                                  f"mask {mask.shape[1]}x{mask.shape[0]}")
+            req = FillRequest(image, mask, model, Output(args.output), args.grow, args.feather,
+                              None if args.context == "auto" else int(args.context), args.seed, Blend(args.blend))
+            result = service.fill(req, Progress())
+            out_path.write_bytes(encode_png(result.pixels, compression=6))
+        except OSError as e:
+            failures += 1
+            print(f"error: {img_path}: {e}", file=sys.stderr)
+        except Exception as e:  # noqa: BLE001 - one bad file must not stop a batch
+            failures += 1
+            print(f"error: {img_path.name}: {classify(e).detail}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        from backend.app import serve
+        from backend.service import ServerConfig
+
+        config = ServerConfig(models_dir=Path(args.models_dir), device=args.device, token=args.token,
+                              max_pixels=int(args.max_pixels), max_upload_mb=args.max_upload_mb)
+        try:
+            serve(config, host=args.host, port=args.port)
+        except ValueError as e:  # e.g. --device cuda without a GPU
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        return 0
+    if args.command == "fill":
+        return run_fill(args)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

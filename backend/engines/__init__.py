@@ -1,0 +1,1 @@
+"""Engine interface, registry and the region pipeline shared by every engine."""

@@ -1,0 +1,166 @@
+"""The one interface every inpainting engine implements, classical or learned.
+
+An engine sees only the crop the region pipeline prepared for it: an RGB tensor
+at its working size and a binary hole mask. Everything about whole images
+(selections, grow/feather, scaling, blending, pasting) lives in region.py, so
+an engine is a pure function from (image, hole) to a filled image.
+"""
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal
+
+import torch
+
+Kind = Literal["classical", "learned"]
+Status = Literal["ready", "untrained", "broken"]
+
+
+class Cancelled(Exception):
+    """Raised inside engine work when the job that asked for it was cancelled."""
+
+
+class OptionError(ValueError):
+    """An engine-specific option is unknown or out of range (reported as HTTP 400)."""
+
+
+@dataclass(frozen=True)
+class SizeRules:
+    """What input sizes an engine accepts.
+
+    multiple: width and height must be multiples of this (padding is added).
+    minimum:  width and height must be at least this (padding is added).
+    native:   the resolution the engine works best at; crops whose longer side
+              exceeds it are scaled down to it and the result scaled back up.
+              None means the engine works at any resolution.
+    """
+
+    multiple: int = 1
+    minimum: int = 1
+    native: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"multiple": self.multiple, "minimum": self.minimum, "native": self.native}
+
+
+@dataclass(frozen=True)
+class Param:
+    """One engine-specific option, declared so the API can validate and list it."""
+
+    type: type  # int, float or str
+    default: Any
+    help: str
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] | None = None
+
+    def parse(self, name: str, value: Any) -> Any:
+        try:
+            if self.type is int and isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            v = self.type(value)
+        except (TypeError, ValueError):
+            raise OptionError(f"option '{name}' must be {self.type.__name__}, got {value!r}") from None
+        if self.choices is not None and v not in self.choices:
+            raise OptionError(f"option '{name}' must be one of {', '.join(self.choices)}, got {v!r}")
+        if self.minimum is not None and v < self.minimum:
+            raise OptionError(f"option '{name}' must be >= {self.minimum}, got {v}")
+        if self.maximum is not None and v > self.maximum:
+            raise OptionError(f"option '{name}' must be <= {self.maximum}, got {v}")
+        return v
+
+    def as_dict(self) -> dict[str, Any]:
+        d = {"type": self.type.__name__, "default": self.default, "help": self.help}
+        for key in ("minimum", "maximum", "choices"):
+            if getattr(self, key) is not None:
+                d[key] = getattr(self, key)
+        return d
+
+
+@dataclass
+class InpaintOptions:
+    """What one engine call gets besides pixels: a seed and its validated parameters."""
+
+    seed: int = 0
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def generator(self, device: torch.device | str) -> torch.Generator:
+        return torch.Generator(device=device).manual_seed(self.seed)
+
+
+class Progress:
+    """Progress reporting and cancellation, handed down from a job to an engine.
+
+    Calling it reports a fraction in 0..1 of the current span and raises
+    Cancelled once the job is cancelled, so engines only need to call it now
+    and then (e.g. once per pyramid level or iteration).
+    """
+
+    def __init__(
+        self,
+        report: Callable[[float, str], None] | None = None,
+        cancel: threading.Event | None = None,
+        start: float = 0.0,
+        span: float = 1.0,
+    ):
+        self._report = report
+        self._cancel = cancel
+        self._start = start
+        self._span = span
+
+    def __call__(self, fraction: float, message: str = "") -> None:
+        if self._cancel is not None and self._cancel.is_set():
+            raise Cancelled("cancelled")
+        if self._report is not None:
+            f = min(max(fraction, 0.0), 1.0)
+            self._report(self._start + self._span * f, message)
+
+    def span(self, start: float, span: float) -> "Progress":
+        """A child reporting into [start, start+span] of this one's range."""
+        return Progress(self._report, self._cancel, self._start + self._span * start, self._span * span)
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel is not None and self._cancel.is_set()
+
+
+class Engine(ABC):
+    """Base class of every engine. Subclasses set the class attributes and implement inpaint()."""
+
+    id: str = ""  # unique id in the registry, e.g. "patchmatch" or a checkpoint's name
+    method: str = ""  # method id: patchmatch, diffusion, isnet, imt, cisinet, nfgan, semantic
+    kind: Kind = "classical"
+    description: str = ""
+    size: SizeRules = SizeRules()
+    params: dict[str, Param] = {}
+
+    def __init__(self, device: torch.device | str = "cpu"):
+        self.device = torch.device(device)
+
+    def status(self) -> tuple[Status, str]:
+        """(status, reason); reason is empty when ready."""
+        return "ready", ""
+
+    def info(self) -> dict[str, Any]:
+        """Extra facts for GET /api/v1/models (training summary, metrics...)."""
+        return {}
+
+    def parse_params(self, given: dict[str, Any] | None) -> dict[str, Any]:
+        given = dict(given or {})
+        unknown = sorted(set(given) - set(self.params))
+        if unknown:
+            known = ", ".join(sorted(self.params)) or "none"
+            raise OptionError(f"unknown option(s) for '{self.id}': {', '.join(unknown)} (known: {known})")
+        return {k: p.parse(k, given[k]) if k in given else p.default for k, p in self.params.items()}
+
+    @abstractmethod
+    def inpaint(self, image: torch.Tensor, hole: torch.Tensor, options: InpaintOptions, progress: Progress) -> torch.Tensor:
+        """Fill the hole.
+
+        image: (1, 3, H, W) float32 in [0, 1] on self.device, H and W obeying self.size.
+        hole:  (1, 1, H, W) float32, 1 where pixels must be generated, 0 where known.
+               Pixels under the hole in `image` carry no information (may be anything).
+        Returns (1, 3, H, W) in [0, 1]. Only pixels under the hole are used.
+        """

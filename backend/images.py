@@ -1,0 +1,119 @@
+"""Decoding uploaded images and masks, and encoding results as PNG.
+
+Images keep their bit depth end to end (8 or 16 bit), so a 16-bit document
+comes back as a 16-bit layer and untouched pixels stay bit-identical.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import warnings
+
+import cv2
+import numpy as np
+from PIL import Image
+
+FORMATS = {"PNG", "JPEG", "WEBP", "TIFF", "MPO"}  # MPO: multi-picture JPEG some cameras write
+
+
+class ImageError(ValueError):
+    """The bytes are not a usable image. `code` is the API error code, `status` the HTTP status."""
+
+    def __init__(self, code: str, detail: str, status: int = 400):
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.status = status
+
+
+def b64decode(text: str, what: str) -> bytes:
+    """Base64 with or without a data-URL prefix (what browsers and Qt produce)."""
+    if not isinstance(text, str) or not text:
+        raise ImageError("bad_field", f"'{what}' must be a non-empty base64 string")
+    if text.startswith("data:"):
+        text = text.split(",", 1)[-1]
+    try:
+        return base64.b64decode(text, validate=False)
+    except (binascii.Error, ValueError) as e:
+        raise ImageError("bad_image", f"'{what}' is not valid base64: {e}") from None
+
+
+def probe(data: bytes, what: str, max_pixels: int) -> tuple[int, int]:
+    """Check format and size from the header only, before spending memory on decoding."""
+    if not data:
+        raise ImageError("bad_image", f"'{what}' is empty")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im:
+                fmt, (w, h) = im.format, im.size
+    except Image.DecompressionBombError:
+        raise ImageError("image_too_large", f"'{what}' exceeds the decoder's safety limit", 413) from None
+    except Exception:
+        raise ImageError("bad_image", f"'{what}' is not a PNG, JPEG, WebP or TIFF image") from None
+    if fmt not in FORMATS:
+        raise ImageError("bad_image", f"'{what}' is {fmt}; use PNG, JPEG, WebP or TIFF")
+    if w * h > max_pixels:
+        raise ImageError(
+            "image_too_large", f"'{what}' is {w}x{h} = {w * h / 1e6:.1f} MP; the limit is {max_pixels / 1e6:.1f} MP", 413
+        )
+    if w < 1 or h < 1:
+        raise ImageError("bad_image", f"'{what}' has no pixels")
+    return w, h
+
+
+def _decode(data: bytes, what: str) -> np.ndarray:
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if arr is None:
+        raise ImageError("bad_image", f"'{what}' could not be decoded (truncated or corrupt file?)")
+    if arr.dtype not in (np.uint8, np.uint16):
+        if arr.dtype == np.float32:  # float TIFF: assume 0..1 like every editor writes
+            arr = (np.clip(arr, 0, 1) * 65535 + 0.5).astype(np.uint16)
+        else:
+            raise ImageError("bad_image", f"'{what}' has unsupported sample type {arr.dtype}")
+    return arr
+
+
+def decode_image(data: bytes, max_pixels: int, what: str = "image") -> np.ndarray:
+    """Bytes -> HxWx3 (RGB) or HxWx4 (RGBA) array, uint8 or uint16."""
+    probe(data, what, max_pixels)
+    arr = _decode(data, what)
+    if arr.ndim == 2:
+        return np.repeat(arr[:, :, None], 3, axis=2)
+    if arr.shape[2] == 1:
+        return np.repeat(arr, 3, axis=2)
+    if arr.shape[2] == 2:  # grey + alpha
+        return np.concatenate([np.repeat(arr[:, :, :1], 3, axis=2), arr[:, :, 1:]], axis=2)
+    if arr.shape[2] == 3:
+        return arr[:, :, ::-1].copy()
+    if arr.shape[2] == 4:
+        return arr[:, :, [2, 1, 0, 3]].copy()
+    raise ImageError("bad_image", f"'{what}' has {arr.shape[2]} channels")
+
+
+def decode_mask(data: bytes, max_pixels: int, what: str = "mask") -> np.ndarray:
+    """Bytes -> HxW float32 in [0, 1]; 1 = fill. Grey is used as is; with an alpha channel, the alpha."""
+    probe(data, what, max_pixels)
+    arr = _decode(data, what)
+    scale = 65535.0 if arr.dtype == np.uint16 else 255.0
+    if arr.ndim == 3:
+        if arr.shape[2] in (2, 4):
+            arr = arr[:, :, -1]
+        else:  # colour without alpha: any channel lit counts (red brush strokes, white masks)
+            arr = arr.max(axis=2)
+    return arr.astype(np.float32) / scale
+
+
+def encode_png(arr: np.ndarray, compression: int = 1) -> bytes:
+    """RGB(A) uint8/uint16 -> PNG bytes. Low compression: speed matters more than size on loopback."""
+    if arr.ndim == 3 and arr.shape[2] == 4:
+        bgr = arr[:, :, [2, 1, 0, 3]]
+    elif arr.ndim == 3:
+        bgr = arr[:, :, ::-1]
+    else:
+        bgr = arr
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(bgr), [cv2.IMWRITE_PNG_COMPRESSION, compression])
+    if not ok:
+        raise RuntimeError("PNG encoding failed")
+    return buf.tobytes()

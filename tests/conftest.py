@@ -1,0 +1,102 @@
+"""Shared fixtures: synthetic images, PNG helpers and a real server on a free loopback port."""
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import requests
+
+from backend.images import encode_png
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def png(arr: np.ndarray) -> bytes:
+    return encode_png(arr)
+
+
+def decode(data: bytes) -> np.ndarray:
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert arr is not None, "response is not an image"
+    if arr.ndim == 3:
+        arr = arr[:, :, [2, 1, 0, 3]] if arr.shape[2] == 4 else arr[:, :, ::-1]
+    return arr
+
+
+def photo_like(h: int, w: int, seed: int = 0, dtype=np.uint8) -> np.ndarray:
+    """A smooth gradient with texture: structure a fill can be checked against."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    base = np.stack([xx / w, yy / h, 0.5 + 0.25 * np.sin(xx / 17.0) * np.cos(yy / 23.0)], axis=2)
+    noise = rng.normal(0, 0.03, (h, w, 3))
+    top = 65535 if dtype == np.uint16 else 255
+    return (np.clip(base + noise, 0, 1) * top).astype(dtype)
+
+
+def rect_mask(h: int, w: int, *rects) -> np.ndarray:
+    m = np.zeros((h, w), np.uint8)
+    for x, y, rw, rh in rects:
+        m[y:y + rh, x:x + rw] = 255
+    return m
+
+
+class Server:
+    def __init__(self, url: str, proc: subprocess.Popen, models_dir: Path):
+        self.url, self.proc, self.models_dir = url, proc, models_dir
+
+    def post_fill(self, image: np.ndarray | bytes, mask: np.ndarray | bytes, path="/api/v1/inpaint", headers=None, **fields):
+        files = {"image": ("image.png", image if isinstance(image, bytes) else png(image), "image/png"),
+                 "mask": ("mask.png", mask if isinstance(mask, bytes) else png(mask), "image/png")}
+        return requests.post(self.url + path, files=files, data={k: str(v) for k, v in fields.items()},
+                             headers=headers or {}, timeout=120)
+
+
+def start_server(tmp: Path, *extra: str) -> Server:
+    port = free_port()
+    models = tmp / "models"
+    models.mkdir(exist_ok=True)
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "backend.cli", "serve", "--port", str(port), "--device", "cpu", "--models-dir", str(models), *extra],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {proc.stdout.read()}")
+        try:
+            requests.get(url + "/api/v1/health", timeout=1, headers={"Authorization": "Bearer secret-token"})
+            return Server(url, proc, models)
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("server did not start within 60 s")
+
+
+def stop_server(server: Server) -> None:
+    server.proc.terminate()
+    try:
+        server.proc.wait(10)
+    except subprocess.TimeoutExpired:
+        server.proc.kill()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    s = start_server(tmp_path_factory.mktemp("server"))
+    yield s
+    stop_server(s)

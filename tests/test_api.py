@@ -1,0 +1,302 @@
+"""The HTTP API against a real server process on a loopback port."""
+from __future__ import annotations
+
+import base64
+import json
+import struct
+import time
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import requests
+from conftest import decode, photo_like, png, rect_mask, start_server, stop_server
+
+from backend.api.openapi import DOCUMENT
+from backend.app import create_app
+from backend.service import ServerConfig
+
+
+def test_health_reports_versions_and_device(server):
+    r = requests.get(server.url + "/api/v1/health", timeout=10)
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "ok" and body["api_version"] == 1
+    assert body["device"]["type"] == "cpu"
+    assert body["torch"].startswith("2.")
+    assert isinstance(body["loaded_models"], list)
+
+
+def test_models_lists_default_and_size_rules(server):
+    body = requests.get(server.url + "/api/v1/models", timeout=10).json()
+    ids = [m["id"] for m in body["models"]]
+    assert body["default"] in ids and "diffusion" in ids
+    for m in body["models"]:
+        assert {"id", "method", "kind", "status", "description", "size"} <= set(m)
+        if m["kind"] == "classical":
+            assert m["status"] == "ready"
+            assert {"multiple", "minimum", "native"} <= set(m["size"])
+
+
+def test_openapi_matches_real_routes(server):
+    served = requests.get(server.url + "/api/v1/openapi.json", timeout=10).json()
+    assert served["paths"].keys() == DOCUMENT["paths"].keys()
+    app = create_app(ServerConfig(models_dir=None))
+    routes = {}
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/api/"):
+            path = rule.rule.replace("<job_id>", "{job_id}")
+            routes.setdefault(path, set()).update(m.lower() for m in rule.methods - {"HEAD", "OPTIONS"})
+    documented = {path: set(ops) for path, ops in served["paths"].items()}
+    assert routes == documented
+
+
+@pytest.mark.parametrize("output", ["layer", "image"])
+def test_pixels_outside_mask_never_change(server, output):
+    img = photo_like(200, 300, seed=1)
+    mask = rect_mask(200, 300, (40, 50, 60, 40), (200, 120, 50, 50))
+    r = server.post_fill(img, mask, output=output, seed=3)
+    assert r.status_code == 200, r.text
+    assert r.headers["Content-Type"] == "image/png"
+    out = decode(r.content)
+    outside = mask == 0
+    if output == "image":
+        assert out.shape == img.shape
+        assert np.array_equal(out[outside], img[outside])
+        assert not np.array_equal(out[~outside], img[~outside])
+    else:
+        assert out.shape == (200, 300, 4)
+        assert (out[outside][:, 3] == 0).all()
+        assert (out[~outside][:, 3] == 255).all()
+    assert r.headers["X-Model"] == "diffusion" or r.headers["X-Model"]
+    assert r.headers["X-Seed"] == "3"
+    x, y, w, h = map(int, r.headers["X-Region"].split(","))
+    assert (x, y, x + w, y + h) == (40, 50, 250, 170)
+    assert float(r.headers["X-Elapsed-Ms"]) >= float(r.headers["X-Engine-Ms"]) > 0
+
+
+def test_fill_continues_the_surroundings(server):
+    img = photo_like(128, 128, seed=2)
+    mask = rect_mask(128, 128, (50, 50, 20, 20))
+    out = decode(server.post_fill(img, mask, output="image", model="diffusion").content)
+    hole = mask > 0
+    err = np.abs(out[hole].astype(int) - img[hole].astype(int)).mean()
+    assert err < 20, f"fill is far from the smooth surroundings: mean error {err:.1f}/255"
+
+
+def test_soft_mask_gives_soft_alpha(server):
+    img = photo_like(64, 64)
+    mask = np.zeros((64, 64), np.uint8)
+    mask[20:40, 20:40] = 128
+    out = decode(server.post_fill(img, mask, output="layer").content)
+    assert set(np.unique(out[20:40, 20:40, 3])) == {128}
+    composite = decode(server.post_fill(img, mask, output="image").content)
+    assert np.array_equal(composite[mask == 0], img[mask == 0])
+
+
+def test_grow_and_feather_widen_the_changed_area(server):
+    img = photo_like(96, 96)
+    mask = rect_mask(96, 96, (40, 40, 10, 10))
+    plain = decode(server.post_fill(img, mask, output="layer").content)[:, :, 3]
+    grown = decode(server.post_fill(img, mask, output="layer", grow=4, feather=4).content)[:, :, 3]
+    assert (plain > 0).sum() == 100
+    assert (grown > 0).sum() > (plain > 0).sum() + 4 * 4 * 10
+    assert (grown[mask > 0] == 255).all()  # the selection itself stays fully filled
+    soft = grown[(grown > 0) & (grown < 255)]
+    assert soft.size > 0, "feather produced no soft edge"
+
+
+def test_sixteen_bit_rgba_round_trip(server):
+    img = photo_like(80, 90, dtype=np.uint16)
+    alpha = np.full((80, 90, 1), 40000, np.uint16)
+    rgba = np.concatenate([img, alpha], axis=2)
+    mask = rect_mask(80, 90, (30, 20, 20, 30))
+    out = decode(server.post_fill(rgba, mask, output="image").content)
+    assert out.dtype == np.uint16 and out.shape == (80, 90, 4)
+    assert np.array_equal(out[mask == 0], rgba[mask == 0])
+    assert (out[mask > 0][:, 3] == 65535).all()
+
+
+def test_json_body_and_json_answer(server):
+    img = photo_like(64, 64)
+    mask = rect_mask(64, 64, (10, 10, 8, 8))
+    body = {"image": "data:image/png;base64," + base64.b64encode(png(img)).decode(),
+            "mask": base64.b64encode(png(mask)).decode(), "output": "image", "seed": 7, "options": {"sweeps": 3}}
+    r = requests.post(server.url + "/api/v1/inpaint", json=body, headers={"Accept": "application/json"}, timeout=60)
+    assert r.status_code == 200, r.text
+    data = r.json()
+    assert data["seed"] == 7 and data["region"] == [10, 10, 8, 8]
+    out = decode(base64.b64decode(data["image"]))
+    assert np.array_equal(out[mask == 0], img[mask == 0])
+
+
+def _png_header_only(w: int, h: int) -> bytes:
+    """A PNG that claims w x h but carries no pixels: size checks must not need to decode."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("case, status, code", [
+    ("size_mismatch", 400, "size_mismatch"),
+    ("corrupt_png", 400, "bad_image"),
+    ("not_an_image", 400, "bad_image"),
+    ("empty_mask", 422, "empty_mask"),
+    ("full_mask", 422, "full_mask"),
+    ("huge_image", 413, "image_too_large"),
+    ("unknown_model", 404, "unknown_model"),
+    ("bad_grow", 400, "bad_field"),
+    ("bad_output", 400, "bad_field"),
+    ("bad_option", 400, "bad_field"),
+    ("unknown_field", 400, "bad_field"),
+    ("missing_mask", 400, "missing_field"),
+])
+def test_bad_input_gets_clear_4xx_and_server_survives(server, case, status, code):
+    img, mask = photo_like(64, 64), rect_mask(64, 64, (10, 10, 10, 10))
+    fields = {}
+    if case == "size_mismatch":
+        mask = rect_mask(64, 65, (10, 10, 10, 10))
+    elif case == "corrupt_png":
+        img = png(img)[:200]
+    elif case == "not_an_image":
+        img = b"GIF89a? no: just some text pretending to be an image"
+    elif case == "empty_mask":
+        mask = np.zeros((64, 64), np.uint8)
+    elif case == "full_mask":
+        mask = np.full((64, 64), 255, np.uint8)
+    elif case == "huge_image":
+        img = _png_header_only(30000, 30000)
+    elif case == "unknown_model":
+        fields["model"] = "no-such-model"
+    elif case == "bad_grow":
+        fields["grow"] = "lots"
+    elif case == "bad_output":
+        fields["output"] = "psd"
+    elif case == "bad_option":
+        fields["options"] = json.dumps({"sweeps": 10_000})
+    elif case == "unknown_field":
+        fields["strength"] = "0.5"
+    if case == "missing_mask":
+        r = requests.post(server.url + "/api/v1/inpaint", files={"image": ("i.png", png(img))}, timeout=30)
+    else:
+        r = server.post_fill(img, mask, **fields)
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert body["error"] == code and len(body["detail"]) > 10
+    assert requests.get(server.url + "/api/v1/health", timeout=10).status_code == 200
+
+
+def test_unsupported_content_type_and_unknown_route(server):
+    r = requests.post(server.url + "/api/v1/inpaint", data=b"x", headers={"Content-Type": "text/plain"}, timeout=10)
+    assert r.status_code == 415 and r.json()["error"] == "unsupported_media_type"
+    r = requests.get(server.url + "/api/v1/nothing-here", timeout=10)
+    assert r.status_code == 404 and r.json()["error"] == "not_found"
+    r = requests.post(server.url + "/api/v1/inpaint", data="{not json", headers={"Content-Type": "application/json"}, timeout=10)
+    assert r.status_code == 400
+
+
+def test_eight_clients_at_once_each_get_their_own_answer(server):
+    def one(i: int):
+        img = photo_like(96 + 8 * i, 128, seed=i)
+        mask = rect_mask(img.shape[0], 128, (10 + 5 * i, 20, 20, 20))
+        r = server.post_fill(img, mask, output="image", seed=i)
+        assert r.status_code == 200, r.text
+        out = decode(r.content)
+        return out.shape == img.shape and np.array_equal(out[mask == 0], img[mask == 0]) and r.headers["X-Seed"] == str(i)
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(one, range(8)))
+    assert all(results)
+
+
+def _wait(server, job_id: str, states=("done", "failed", "cancelled"), timeout=60) -> dict:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        body = requests.get(f"{server.url}/api/v1/jobs/{job_id}", timeout=10).json()
+        if body["state"] in states:
+            return body
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} stuck: {body}")
+
+
+def test_job_lifecycle_and_result(server):
+    img, mask = photo_like(96, 96), rect_mask(96, 96, (30, 30, 20, 20))
+    r = server.post_fill(img, mask, path="/api/v1/jobs", output="image")
+    assert r.status_code == 202, r.text
+    job = r.json()
+    assert job["state"] in ("queued", "running", "done") and r.headers["Location"].endswith(job["id"])
+    assert _wait(server, job["id"])["state"] == "done"
+    res = requests.get(f"{server.url}/api/v1/jobs/{job['id']}/result", timeout=10)
+    assert res.status_code == 200
+    assert np.array_equal(decode(res.content)[mask == 0], img[mask == 0])
+    assert requests.get(f"{server.url}/api/v1/jobs/unknown", timeout=10).status_code == 404
+    assert requests.delete(f"{server.url}/api/v1/jobs/unknown", timeout=10).status_code == 404
+
+
+def test_job_cancel(server):
+    # A slow job keeps the worker busy, so the jobs behind it are still queued when cancelled.
+    big = photo_like(1500, 1500)
+    big_mask = rect_mask(1500, 1500, (100, 100, 1200, 1200))
+    slow = server.post_fill(big, big_mask, path="/api/v1/jobs", options=json.dumps({"sweeps": 100})).json()
+    queued = [server.post_fill(photo_like(64, 64), rect_mask(64, 64, (5, 5, 5, 5)), path="/api/v1/jobs").json()
+              for _ in range(2)]
+    r = requests.delete(f"{server.url}/api/v1/jobs/{queued[0]['id']}", timeout=10)
+    assert r.status_code == 200 and r.json()["state"] == "cancelled"
+    res = requests.get(f"{server.url}/api/v1/jobs/{queued[0]['id']}/result", timeout=10)
+    assert res.status_code == 409 and res.json()["error"] == "cancelled"
+    requests.delete(f"{server.url}/api/v1/jobs/{slow['id']}", timeout=10)
+    assert _wait(server, slow["id"])["state"] in ("cancelled", "done")
+    assert _wait(server, queued[1]["id"])["state"] == "done"  # the queue moves on
+
+
+def test_broken_checkpoints_are_listed_not_fatal(server):
+    (server.models_dir / "garbage.json").write_text("{not json")
+    (server.models_dir / "nomethod.json").write_text(json.dumps({"config": {}}))
+    (server.models_dir / "future.json").write_text(json.dumps({"method": "warp-drive"}))
+    (server.models_dir / "future.safetensors").write_bytes(b"\0" * 16)
+    try:
+        models = {m["id"]: m for m in requests.get(server.url + "/api/v1/models", timeout=10).json()["models"]}
+        for name in ("garbage", "nomethod", "future"):
+            assert models[name]["status"] == "broken" and models[name]["reason"], models[name]
+        assert "warp-drive" in models["future"]["reason"]
+        r = server.post_fill(photo_like(32, 32), rect_mask(32, 32, (4, 4, 4, 4)), model="future")
+        assert r.status_code == 409 and r.json()["error"] == "model_not_ready"
+    finally:
+        for p in server.models_dir.iterdir():
+            p.unlink()
+
+
+@pytest.fixture(scope="module")
+def strict_server(tmp_path_factory):
+    s = start_server(tmp_path_factory.mktemp("strict"), "--token", "secret-token", "--max-upload-mb", "1",
+                     "--max-pixels", "100000")
+    yield s
+    stop_server(s)
+
+
+def test_token_is_required_when_set(strict_server):
+    r = requests.get(strict_server.url + "/api/v1/health", timeout=10)
+    assert r.status_code == 401 and r.json()["error"] == "unauthorized"
+    r = requests.get(strict_server.url + "/api/v1/health", headers={"Authorization": "Bearer wrong"}, timeout=10)
+    assert r.status_code == 401
+    r = requests.get(strict_server.url + "/api/v1/health", headers={"Authorization": "Bearer secret-token"}, timeout=10)
+    assert r.status_code == 200
+
+
+def test_limits_on_upload_and_pixels(strict_server):
+    auth = {"Authorization": "Bearer secret-token"}
+    noise = (np.random.default_rng(0).random((700, 700, 3)) * 255).astype(np.uint8)  # ~1.4 MB as PNG
+    r = strict_server.post_fill(noise, rect_mask(700, 700, (1, 1, 5, 5)), headers=auth)
+    assert r.status_code == 413 and r.json()["error"] == "upload_too_large"
+    r = strict_server.post_fill(photo_like(400, 400), rect_mask(400, 400, (1, 1, 5, 5)), headers=auth)
+    assert r.status_code == 413 and r.json()["error"] == "image_too_large"
+    assert requests.get(strict_server.url + "/api/v1/health", headers=auth, timeout=10).status_code == 200
+
+
+def test_refuses_public_bind_without_token(tmp_path):
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, "-m", "backend.cli", "serve", "--host", "0.0.0.0", "--models-dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0 and "--token" in proc.stderr

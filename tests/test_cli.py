@@ -1,0 +1,39 @@
+"""`inpaint-backend fill` on files and folders."""
+from __future__ import annotations
+
+import numpy as np
+from conftest import decode, photo_like, png, rect_mask
+
+from backend.cli import main
+
+
+def test_fill_one_file(tmp_path):
+    img, mask = photo_like(64, 80), rect_mask(64, 80, (10, 10, 20, 20))
+    (tmp_path / "a.png").write_bytes(png(img))
+    (tmp_path / "m.png").write_bytes(png(mask))
+    assert main(["fill", str(tmp_path / "a.png"), str(tmp_path / "m.png"), "-o", str(tmp_path / "out.png"),
+                 "--models-dir", str(tmp_path), "--device", "cpu"]) == 0
+    out = decode((tmp_path / "out.png").read_bytes())
+    assert np.array_equal(out[mask == 0], img[mask == 0]) and not np.array_equal(out[mask > 0], img[mask > 0])
+
+
+def test_fill_folder_reports_bad_files_and_goes_on(tmp_path, capsys):
+    images, masks = tmp_path / "in", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    for i in range(3):
+        (images / f"p{i}.png").write_bytes(png(photo_like(48, 48, seed=i)))
+        (masks / f"p{i}.png").write_bytes(png(rect_mask(48, 48, (5 + i, 5, 10, 10))))
+    (images / "broken.png").write_bytes(b"not a png")
+    (masks / "broken.png").write_bytes(png(rect_mask(48, 48, (5, 5, 10, 10))))
+    code = main(["fill", str(images), str(masks), "-o", str(tmp_path / "out"), "--models-dir", str(tmp_path)])
+    assert code == 1
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["p0.png", "p1.png", "p2.png"]
+    assert "broken.png" in capsys.readouterr().err
+
+
+def test_unknown_model_is_a_clear_error(tmp_path, capsys):
+    (tmp_path / "a.png").write_bytes(png(photo_like(16, 16)))
+    code = main(["fill", str(tmp_path / "a.png"), str(tmp_path / "a.png"), "-o", str(tmp_path / "o.png"),
+                 "--model", "nope", "--models-dir", str(tmp_path)])
+    assert code == 2 and "no model 'nope'" in capsys.readouterr().err
