@@ -39,6 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"])
     f.add_argument("--models-dir", default="models")
     _add_fill_options(f)
+
+    i = sub.add_parser("install-plugins", help="copy the editor plugins into your Krita and/or GIMP profile")
+    i.add_argument("--krita", action="store_true", help="install and enable the Krita plugin")
+    i.add_argument("--gimp", action="store_true", help="install the GIMP 3 plug-in (3.0 and 3.2 profiles)")
+    i.add_argument("--dest", type=Path, default=None, help="install into this folder instead of the profile")
     return parser
 
 
@@ -101,6 +106,24 @@ def run_fill(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def run_install(args: argparse.Namespace) -> int:
+    import importlib
+
+    editors = [name for name in ("krita", "gimp") if getattr(args, name)]
+    if not editors:
+        print("error: say which editor: --krita, --gimp or both", file=sys.stderr)
+        return 2
+    for name in editors:
+        try:
+            installer = importlib.import_module(f"backend.install.{name}")
+        except ModuleNotFoundError:
+            print(f"error: the {name} plugin is not part of this version", file=sys.stderr)
+            return 2
+        for path in installer.install(args.dest):
+            print(f"{name}: installed {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
@@ -117,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "fill":
         return run_fill(args)
+    if args.command == "install-plugins":
+        return run_install(args)
     return 2
 
 

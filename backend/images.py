@@ -106,14 +106,18 @@ def decode_mask(data: bytes, max_pixels: int, what: str = "mask") -> np.ndarray:
 
 
 def encode_png(arr: np.ndarray, compression: int = 1) -> bytes:
-    """RGB(A) uint8/uint16 -> PNG bytes. Low compression: speed matters more than size on loopback."""
+    """RGB(A) uint8/uint16 -> PNG bytes.
+
+    Low compression with run-length matching: speed matters more than size on
+    loopback, and a layer that is mostly transparent still comes out small.
+    """
     if arr.ndim == 3 and arr.shape[2] == 4:
         bgr = arr[:, :, [2, 1, 0, 3]]
     elif arr.ndim == 3:
         bgr = arr[:, :, ::-1]
     else:
         bgr = arr
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(bgr), [cv2.IMWRITE_PNG_COMPRESSION, compression])
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(bgr), [cv2.IMWRITE_PNG_COMPRESSION, compression, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE])
     if not ok:
         raise RuntimeError("PNG encoding failed")
     return buf.tobytes()

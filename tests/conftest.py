@@ -58,11 +58,12 @@ class Server:
     def __init__(self, url: str, proc: subprocess.Popen, models_dir: Path):
         self.url, self.proc, self.models_dir = url, proc, models_dir
 
-    def post_fill(self, image: np.ndarray | bytes, mask: np.ndarray | bytes, path="/api/v1/inpaint", headers=None, **fields):
+    def post_fill(self, image: np.ndarray | bytes, mask: np.ndarray | bytes, path="/api/v1/inpaint", headers=None,
+                  timeout=120, **fields):
         files = {"image": ("image.png", image if isinstance(image, bytes) else png(image), "image/png"),
                  "mask": ("mask.png", mask if isinstance(mask, bytes) else png(mask), "image/png")}
         return requests.post(self.url + path, files=files, data={k: str(v) for k, v in fields.items()},
-                             headers=headers or {}, timeout=120)
+                             headers=headers or {}, timeout=timeout)
 
 
 def start_server(tmp: Path, *extra: str) -> Server:

@@ -12,14 +12,31 @@ import torch.nn.functional as F
 
 
 def _jacobi(x: torch.Tensor, values: torch.Tensor, known: torch.Tensor, sweeps: int) -> torch.Tensor:
-    """Replace every unknown pixel by the mean of its 4 neighbours, `sweeps` times."""
-    unknown = 1.0 - known
-    fixed = values * known
+    """Replace every unknown pixel by the mean of its 4 neighbours, `sweeps` times.
+
+    Only the box around the unknown pixels (plus a one-pixel frame of known
+    ones) is touched: in a crop the hole is typically a quarter of the area.
+    """
+    rows = (known < 0.5).any(dim=-1).flatten(0, -2).any(dim=0).nonzero()
+    if rows.numel() == 0:
+        return x
+    cols = (known < 0.5).any(dim=-2).flatten(0, -2).any(dim=0).nonzero()
+    h, w = x.shape[-2:]
+    y0, y1 = max(0, int(rows[0]) - 1), min(h, int(rows[-1]) + 2)
+    x0, x1 = max(0, int(cols[0]) - 1), min(w, int(cols[-1]) + 2)
+    win = x[..., y0:y1, x0:x1]
+    k = known[..., y0:y1, x0:x1]
+    unknown = 1.0 - k
+    fixed = values[..., y0:y1, x0:x1] * k
     for _ in range(sweeps):
-        p = F.pad(x, (1, 1, 1, 1), mode="replicate")
-        avg = 0.25 * (p[..., :-2, 1:-1] + p[..., 2:, 1:-1] + p[..., 1:-1, :-2] + p[..., 1:-1, 2:])
-        x = fixed + unknown * avg
-    return x
+        p = F.pad(win, (1, 1, 1, 1), mode="replicate")
+        avg = p[..., :-2, 1:-1] + p[..., 2:, 1:-1]
+        avg += p[..., 1:-1, :-2]
+        avg += p[..., 1:-1, 2:]
+        win = torch.addcmul(fixed, unknown, avg, value=0.25)
+    out = x.clone()
+    out[..., y0:y1, x0:x1] = win
+    return out
 
 
 def harmonic_fill(values: torch.Tensor, known: torch.Tensor, sweeps: int = 6, coarsest: int = 8) -> torch.Tensor:

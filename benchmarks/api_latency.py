@@ -1,0 +1,98 @@
+"""End-to-end time of POST /api/v1/inpaint, split into engine time and overhead.
+
+Starts a real server on a free loopback port, sends images of three sizes with
+an elliptical selection covering 5% of the image, and reports per size: the
+client's wall time, the server's time (decode, crop, engine, blend, encode),
+the engine's share and the overhead's share.
+
+    python benchmarks/api_latency.py [--model patchmatch] [--repeats 3]
+"""
+from __future__ import annotations
+
+import argparse
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from backend.images import encode_png  # noqa: E402
+
+SIZES = [(512, 512), (2048, 1536), (6000, 4000)]
+
+
+def textured(w: int, h: int, seed: int = 0) -> np.ndarray:
+    """Photo-like content (gradients, structure, sensor noise), so PNG coding costs what it does on photos."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    base = np.stack([xx / w, yy / h, 0.5 + 0.3 * np.sin(xx / 40) * np.cos(yy / 55)], axis=2)
+    return (np.clip(base + rng.normal(0, 0.02, (h, w, 3)), 0, 1) * 255).astype(np.uint8)
+
+
+def ellipse_mask(w: int, h: int, fraction: float = 0.05) -> np.ndarray:
+    m = np.zeros((h, w), np.uint8)
+    a = np.sqrt(fraction * w * h / np.pi * 1.5)  # semi-axes a and a/1.5: area = fraction of the image
+    cv2.ellipse(m, (int(w * 0.4), int(h * 0.55)), (int(a), int(a / 1.5)), 20, 0, 360, 255, -1)
+    return m
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=None, help="engine id (default: the server's default)")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--device", default="auto")
+    args = ap.parse_args()
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory() as models:
+        proc = subprocess.Popen([sys.executable, "-m", "backend.cli", "serve", "--port", str(port), "--device", args.device,
+                                 "--models-dir", models], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            for _ in range(300):
+                try:
+                    health = requests.get(url + "/api/v1/health", timeout=1).json()
+                    break
+                except requests.ConnectionError:
+                    time.sleep(0.2)
+            model = args.model or health["default_model"]
+            print(f"model {model} on {health['device']['name']} ({health['device']['type']}), torch {health['torch']}\n")
+            print("| image | selection | client ms | server ms | engine ms | overhead ms | overhead share |")
+            print("|---|---|---|---|---|---|---|")
+            for w, h in SIZES:
+                img, mask = textured(w, h), ellipse_mask(w, h)
+                files = {"image": encode_png(img), "mask": encode_png(mask)}
+                rows = []
+                for i in range(args.repeats + 1):  # the first run warms up
+                    t0 = time.perf_counter()
+                    r = requests.post(url + "/api/v1/inpaint", files=files, data={"model": model, "seed": 0, "output": "layer"},
+                                      timeout=600)
+                    client = (time.perf_counter() - t0) * 1000
+                    r.raise_for_status()
+                    if i:
+                        rows.append((client, float(r.headers["X-Elapsed-Ms"]), float(r.headers["X-Engine-Ms"])))
+                client, server, engine = (statistics.median(col) for col in zip(*rows))
+                overhead = server - engine
+                print(f"| {w}x{h} | {100 * (mask > 0).mean():.1f}% | {client:.0f} | {server:.0f} | {engine:.0f} | "
+                      f"{overhead:.0f} | {100 * overhead / server:.1f}% |", flush=True)
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
+if __name__ == "__main__":
+    main()
