@@ -40,6 +40,20 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--models-dir", default="models")
     _add_fill_options(f)
 
+    t = sub.add_parser("train", help="train a learned method on a folder of photos")
+    t.add_argument("--method", required=True, help="isnet, imt, cisinet, nfgan or semantic")
+    t.add_argument("--data", type=Path, required=True, help="folder of photos (searched recursively)")
+    t.add_argument("--recipe", default=None, help="the method's recipe (default: paper)")
+    t.add_argument("--size", type=int, default=None, help="training crop size (default: the recipe's)")
+    t.add_argument("--steps", type=int, default=None)
+    t.add_argument("--batch", type=int, default=None)
+    t.add_argument("--out", type=Path, default=None, help="checkpoint name, e.g. models/my-isnet (default: models/<method>-custom)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    t.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"])
+    t.add_argument("--half", action="store_true", help="export the served checkpoint in half precision")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any recipe value, e.g. --set lr=1e-4 --set val_every=200 (JSON values)")
+
     i = sub.add_parser("install-plugins", help="copy the editor plugins into your Krita and/or GIMP profile")
     i.add_argument("--krita", action="store_true", help="install and enable the Krita plugin")
     i.add_argument("--gimp", action="store_true", help="install the GIMP 3 plug-in (3.0 and 3.2 profiles)")
@@ -106,6 +120,37 @@ def run_fill(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _parse_set(items: list[str]) -> dict:
+    import json
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set wants KEY=VALUE, got {item!r}")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from backend.methods import get_method
+    from backend.training.trainer import TrainOptions, train
+
+    try:
+        get_method(args.method)
+    except KeyError as e:
+        print(f"error: {e.args[0]}", file=sys.stderr)
+        return 2
+    overrides = {"size": args.size, "steps": args.steps, "batch": args.batch, **_parse_set(args.set)}
+    out = args.out or Path("models") / f"{args.method}-custom"
+    result = train(TrainOptions(args.method, args.data, out, args.recipe, overrides, args.resume, args.device, args.half))
+    print(f"done: step {result['step']}, validation {result['metrics']}, served as {result['export']}")
+    return 0
+
+
 def run_install(args: argparse.Namespace) -> int:
     import importlib
 
@@ -140,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "fill":
         return run_fill(args)
+    if args.command == "train":
+        return run_train(args)
     if args.command == "install-plugins":
         return run_install(args)
     return 2

@@ -31,7 +31,8 @@ class MaskError(ValueError):
         self.detail = detail
 
 
-Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive)
+Box = tuple[int, int, int, int]
+MAX_TONE_SHIFT = 0.1  # of the full range, per channel  # x0, y0, x1, y1 (exclusive)
 
 
 @dataclass
@@ -146,12 +147,14 @@ def match_tone(fill: np.ndarray, orig: np.ndarray, hole: np.ndarray) -> np.ndarr
 
     Engines that copy known pixels through get no shift; learned models whose
     output drifts in brightness or colour get pulled back to the surroundings.
+    The shift is capped: a larger mismatch means the engine did not try to
+    reproduce the ring at all, and then the ring says nothing about its tone.
     """
     band = masks.ring(hole, 3)
     if not band.any():
         return fill
     offset = (orig[band] - fill[band]).mean(axis=0)
-    return fill + offset
+    return fill + np.clip(offset, -MAX_TONE_SHIFT, MAX_TONE_SHIFT)
 
 
 def fill_region(engine: Engine, req: FillRequest, progress: Progress | None = None) -> FillResult:

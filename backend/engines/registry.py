@@ -18,10 +18,19 @@ import torch
 
 from backend.engines.base import Engine, Status
 
-# method id -> engine factory taking (name, safetensors path, metadata, device).
-# Learned methods add themselves here; a checkpoint naming another method is broken.
 CheckpointLoader = Callable[[str, Path, dict[str, Any], torch.device], Engine]
-CHECKPOINT_METHODS: dict[str, CheckpointLoader] = {}
+
+
+def _loader(method: str) -> CheckpointLoader | None:
+    """The engine factory for a checkpoint's method, or None when this version lacks the method."""
+    from backend.methods import get_method
+    from backend.methods.engine import load_checkpoint
+
+    try:
+        get_method(method)
+    except (KeyError, ImportError):
+        return None
+    return load_checkpoint
 
 
 class UnknownModel(KeyError):
@@ -84,8 +93,10 @@ class Registry:
         weights = meta_path.with_suffix(".safetensors")
         if not weights.is_file():
             return None, f"weights file {weights.name} is missing"
-        if meta["method"] not in CHECKPOINT_METHODS:
-            known = ", ".join(sorted(CHECKPOINT_METHODS)) or "none in this version"
+        if _loader(meta["method"]) is None:
+            from backend.methods import available
+
+            known = ", ".join(available()) or "none in this version"
             return None, f"method '{meta['method']}' is not available (available: {known})"
         return meta, ""
 
@@ -99,7 +110,11 @@ class Registry:
             status: Status = "broken" if reason else "ready"
             meta = meta or {}
             extra = {k: meta[k] for k in ("training", "metrics", "config") if k in meta}
-            size = meta.get("size") if isinstance(meta.get("size"), dict) else {}
+            size = {}
+            if not reason:
+                from backend.methods.engine import size_rules
+
+                size = size_rules(meta).as_dict()
             out.append(Listing(name, str(meta.get("method", "unknown")), "learned", status, reason,
                                str(meta.get("description", f"{meta.get('method', 'unknown')} checkpoint")),
                                size, {}, extra))
@@ -132,7 +147,7 @@ class Registry:
             if meta is None:
                 raise RuntimeError(reason)
             try:
-                engine = CHECKPOINT_METHODS[meta["method"]](id, meta_path.with_suffix(".safetensors"), meta, self.device)
+                engine = _loader(meta["method"])(id, meta_path.with_suffix(".safetensors"), meta, self.device)
             except Exception as e:  # a bad file must not take the server down
                 self._broken[id] = (mtime, f"failed to load: {e}")
                 raise RuntimeError(f"checkpoint '{id}' failed to load: {e}") from None

@@ -1,0 +1,51 @@
+"""Serving a trained checkpoint through the one engine interface."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file
+
+from backend.engines.base import Engine, InpaintOptions, Progress, SizeRules
+from backend.methods import get_method
+
+
+def size_rules(meta: dict[str, Any]) -> SizeRules:
+    """Size rules of a checkpoint, known from its metadata without loading weights."""
+    multiple = get_method(meta["method"]).multiple
+    return SizeRules(multiple=multiple, minimum=multiple, native=int(meta.get("config", {}).get("size", 256)))
+
+
+class LearnedEngine(Engine):
+    kind = "learned"
+
+    def __init__(self, name: str, weights: Path, meta: dict[str, Any], device: torch.device):
+        super().__init__(device)
+        cls = get_method(meta["method"])
+        self.id, self.method, self.meta = name, cls.id, meta
+        self.description = meta.get("description") or cls.description
+        self.model = cls(meta["config"], self.device)
+        state = load_file(str(weights), device="cpu")
+        for net_name in cls.inference_networks:
+            prefix = f"{net_name}."
+            sub = {k[len(prefix):]: v.float() for k, v in state.items() if k.startswith(prefix)}
+            if not sub:
+                raise ValueError(f"weights of '{net_name}' are missing from {weights.name}")
+            self.model.nets[net_name].load_state_dict(sub)  # strict: a mismatch is a broken checkpoint
+        for net in self.model.nets.values():
+            net.eval()
+        self.size = size_rules(meta)
+
+    def info(self) -> dict[str, Any]:
+        return {k: self.meta[k] for k in ("training", "metrics", "config") if k in self.meta}
+
+    def inpaint(self, image: torch.Tensor, hole: torch.Tensor, options: InpaintOptions, progress: Progress) -> torch.Tensor:
+        progress(0.0, f"running {self.method}")
+        out = self.model.inpaint(image, hole, options.generator(self.device))
+        progress(1.0, "done")
+        return out
+
+
+def load_checkpoint(name: str, weights: Path, meta: dict[str, Any], device: torch.device) -> Engine:
+    return LearnedEngine(name, weights, meta, device)

@@ -1,0 +1,1 @@
+"""Training helpers shared with evaluation: hole-mask generation and the like."""

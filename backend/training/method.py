@@ -1,0 +1,84 @@
+"""What a learned method brings to training and serving.
+
+A method owns its networks, losses, optimisers and the order of its updates
+(one generator step, a GAN's alternating steps, several stages...). The
+trainer owns everything else: data, devices, AMP, DDP, EMA, validation,
+checkpoints and reports. The two meet through `train_step`, which gets a
+StepContext to run backward passes and optimiser steps the trainer's way.
+"""
+from __future__ import annotations
+
+import contextlib
+from abc import ABC, abstractmethod
+from typing import Any
+
+import torch
+from torch import nn
+
+
+class StepContext:
+    """Backward passes and optimiser steps with AMP loss scaling applied uniformly."""
+
+    def __init__(self, optimizers: dict[str, torch.optim.Optimizer], device: torch.device, amp: bool):
+        self.optimizers = optimizers
+        self.device = device
+        self.amp = amp and device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+
+    def autocast(self):
+        if self.amp:
+            return torch.autocast("cuda", dtype=torch.float16)
+        return contextlib.nullcontext()
+
+    def step(self, name: str, loss: torch.Tensor) -> None:
+        """Backward `loss` and step optimiser `name` (gradients are cleared first)."""
+        opt = self.optimizers[name]
+        opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(opt)
+        self.scaler.update()
+
+
+class Method(ABC):
+    """Subclass per method (backend/methods/<id>/). Config is a flat dict: the recipe plus CLI overrides."""
+
+    id: str = ""
+    description: str = ""
+    recipes: dict[str, dict[str, Any]] = {}  # name -> paper defaults; "paper" is the default
+    inference_networks: tuple[str, ...] = ("generator",)  # what an exported checkpoint keeps
+    multiple: int = 8  # serving pads crops to a multiple of this
+
+    def __init__(self, config: dict[str, Any], device: torch.device):
+        self.config = config
+        self.device = device
+        self.nets: dict[str, nn.Module] = self.build_networks()
+        for net in self.nets.values():
+            net.to(device)
+
+    @classmethod
+    def resolve_config(cls, recipe: str | None, overrides: dict[str, Any]) -> dict[str, Any]:
+        name = recipe or "paper"
+        if name not in cls.recipes:
+            raise ValueError(f"method '{cls.id}' has no recipe '{name}' (recipes: {', '.join(cls.recipes)})")
+        config = {"recipe": name, **cls.recipes[name]}
+        config.update({k: v for k, v in overrides.items() if v is not None})
+        return config
+
+    @abstractmethod
+    def build_networks(self) -> dict[str, nn.Module]:
+        """Every network of the method, by name (e.g. generator, discriminator)."""
+
+    @abstractmethod
+    def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """Optimisers by name; schedulers go in build_schedulers."""
+
+    def build_schedulers(self, optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, Any]:
+        return {}
+
+    @abstractmethod
+    def train_step(self, image: torch.Tensor, hole: torch.Tensor, ctx: StepContext, step: int) -> dict[str, float]:
+        """One training step on a batch; returns the losses to log (plain floats)."""
+
+    @abstractmethod
+    def inpaint(self, image: torch.Tensor, hole: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Fill the hole (image (B,3,H,W) in [0,1] with holes zeroed, hole (B,1,H,W)); networks in eval mode."""

@@ -1,0 +1,275 @@
+"""The one trainer every method shares: data, devices, AMP, DDP, EMA, validation, checkpoints, reports.
+
+Single device by default; under `torchrun` the same code runs DistributedDataParallel,
+with rank 0 alone validating, logging and saving.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader
+
+from backend import __version__
+from backend.methods import get_method
+from backend.training import checkpoint, reports
+from backend.training.data import MaskSpec, TrainingPhotos, ValidationPhotos, find_photos, split, summary
+from backend.training.method import Method, StepContext
+from backend.training.metrics import all_metrics
+
+DEFAULTS: dict[str, Any] = {
+    "size": 256, "batch": 8, "steps": 10000, "seed": 0, "val_every": 500, "save_every": 1000, "log_every": 10,
+    "val_fraction": 0.15, "val_per_photo": 2, "mask_ratio": [0.1, 0.5],
+    "mask_kinds": {"strokes": 0.5, "boxes": 0.2, "blobs": 0.3}, "ema": 0.0, "amp": True, "workers": 2,
+}
+
+
+@dataclass
+class TrainOptions:
+    method: str
+    data: Path
+    out: Path
+    recipe: str | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)  # size, batch, steps and any recipe key
+    resume: bool = False
+    device: str = "auto"
+    half_export: bool = False
+
+
+class Distributed:
+    """Rank, world size and device; plain single-device values when not under torchrun."""
+
+    def __init__(self, device: str):
+        from backend.service import pick_device
+
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        if self.world > 1:
+            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        self.device = pick_device(device)
+        if self.device.type == "cuda" and self.world > 1:
+            self.device = torch.device("cuda", local)
+            torch.cuda.set_device(self.device)
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def wrap(self, net: torch.nn.Module) -> torch.nn.Module:
+        if self.world == 1 or not any(p.requires_grad for p in net.parameters()):
+            return net
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return torch.nn.parallel.DistributedDataParallel(net, device_ids=ids, broadcast_buffers=False)
+
+    def close(self) -> None:
+        if self.world > 1:
+            dist.destroy_process_group()
+
+
+class EMA:
+    """Exponential moving average of the generator's weights, used for validation and export."""
+
+    def __init__(self, net: torch.nn.Module, decay: float):
+        self.decay = decay
+        self.shadow = copy.deepcopy(getattr(net, "module", net)).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, net: torch.nn.Module) -> None:
+        src = getattr(net, "module", net).state_dict()
+        for k, v in self.shadow.state_dict().items():
+            if v.is_floating_point():
+                v.lerp_(src[k], 1 - self.decay)
+            else:
+                v.copy_(src[k])
+
+
+@contextlib.contextmanager
+def evaluation(method: Method, ema: EMA | None):
+    """Plain (unwrapped, eval-mode) networks, with the EMA generator swapped in when there is one."""
+    wrapped = dict(method.nets)
+    method.nets = {k: getattr(v, "module", v) for k, v in wrapped.items()}
+    if ema is not None:
+        method.nets["generator"] = ema.shadow
+    modes = {k: v.training for k, v in method.nets.items()}
+    for net in method.nets.values():
+        net.eval()
+    try:
+        with torch.no_grad():
+            yield method
+    finally:
+        for k, net in method.nets.items():
+            net.train(modes[k])
+        method.nets = wrapped
+
+
+def validate(method: Method, ema: EMA | None, val: ValidationPhotos, device: torch.device, batch: int = 8):
+    """Mean hole PSNR, SSIM and L1 over the fixed validation set, and the first outputs for the grid."""
+    sums: dict[str, float] = {}
+    samples = []
+    with evaluation(method, ema):
+        gen = torch.Generator(device=device).manual_seed(0)
+        for start in range(0, len(val), batch):
+            image, hole = (torch.stack(t).to(device) for t in zip(*(val[i] for i in range(start, min(len(val), start + batch)))))
+            out = method.inpaint(image * (1 - hole), hole, gen).clamp(0, 1)
+            out = image * (1 - hole) + out * hole
+            for k, v in all_metrics(out, image, hole).items():
+                sums[k] = sums.get(k, 0.0) + float(v.sum())
+            if len(samples) < 6:
+                samples.extend(zip(image.cpu(), hole.cpu(), out.cpu()))
+    return {k: v / len(val) for k, v in sums.items()}, samples[:6]
+
+
+def _rng_state(device: torch.device) -> dict[str, torch.Tensor]:
+    state = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict[str, torch.Tensor], device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+class Trainer:
+    def __init__(self, opts: TrainOptions):
+        self.opts = opts
+        self.dist = Distributed(opts.device)
+        self.cls = get_method(opts.method)
+        self.stem = Path(opts.out)
+        self.folder = self.stem.with_name(self.stem.name + ".train")
+        self.resumed = checkpoint.load_training_state(self.folder) if opts.resume else None
+        if not opts.resume and (self.folder / "latest.json").exists():
+            raise SystemExit(f"{self.folder} already holds a run: pass --resume to continue it, or pick another --out")
+        if opts.resume and self.resumed is None:
+            raise SystemExit(f"nothing to resume in {self.folder}")
+        if self.resumed:
+            self.config = dict(self.resumed[3]["config"])
+            self.config["steps"] = opts.overrides.get("steps") or self.config["steps"]  # a run may be extended
+        else:
+            self.config = {**DEFAULTS, **self.cls.resolve_config(opts.recipe, {})}
+            self.config.update({k: v for k, v in opts.overrides.items() if v is not None})
+        self.config["method"] = self.cls.id
+
+    def run(self) -> dict[str, Any]:
+        cfg, d = self.config, self.dist
+        torch.manual_seed(cfg["seed"] + d.rank)
+        method = self.cls(cfg, d.device)
+        optimizers = method.build_optimizers()
+        schedulers = method.build_schedulers(optimizers)
+        ctx = StepContext(optimizers, d.device, bool(cfg["amp"]))
+        ema = EMA(method.nets["generator"], cfg["ema"]) if cfg.get("ema") else None
+        step, log = 0, []
+        if self.resumed:
+            step, tensors, state, _ = self.resumed
+            checkpoint.load_networks(method.nets, tensors)
+            if ema is not None:
+                checkpoint.load_networks({"ema": ema.shadow}, tensors)
+            for k, o in optimizers.items():
+                o.load_state_dict(state["optimizers"][k])
+            for k, s in schedulers.items():
+                s.load_state_dict(state["schedulers"][k])
+            ctx.scaler.load_state_dict(state["scaler"])
+            _set_rng_state(state["rng"], d.device)
+            log = json.loads(state["log"])
+        method.nets = {k: d.wrap(v) for k, v in method.nets.items()}
+
+        root = Path(self.opts.data)
+        photos = find_photos(root)
+        train_photos, val_photos = split(photos, cfg["val_fraction"], root)
+        masks = MaskSpec(cfg["mask_kinds"], tuple(cfg["mask_ratio"]))
+        size, batch = int(cfg["size"]), int(cfg["batch"])
+        data = TrainingPhotos(train_photos, size, masks, cfg["seed"])
+        # Sample numbers continue from the resumed step, so the data stream does too.
+        order = range(step * batch * d.world + d.rank, 2**62, d.world)
+        # Its own generator: creating the iterator must not draw from the RNG a resume restores.
+        loader = DataLoader(data, batch_size=batch, sampler=order, num_workers=int(cfg["workers"]), generator=torch.Generator(),
+                            persistent_workers=int(cfg["workers"]) > 0, pin_memory=d.device.type == "cuda")
+        val = ValidationPhotos(val_photos, size, masks, cfg["val_per_photo"]) if d.main else None
+        self.data_summary = summary(train_photos, val_photos, root)
+
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg["steps"], initial=step, disable=not d.main, unit="step", dynamic_ncols=True)
+        started, images_per_s, last = time.perf_counter(), 0.0, time.perf_counter()
+        metrics: dict[str, float] = next((r["val"] for r in reversed(log) if "val" in r), {})
+        it = iter(loader)
+        try:
+            while step < cfg["steps"]:
+                image, hole = (t.to(d.device, non_blocking=True) for t in next(it))
+                losses = method.train_step(image, hole, ctx, step)
+                for s in schedulers.values():
+                    s.step()
+                if ema is not None:
+                    ema.update(method.nets["generator"])
+                step += 1
+                now = time.perf_counter()
+                images_per_s = 0.9 * images_per_s + 0.1 * (batch * d.world / max(now - last, 1e-9)) if step > 1 else 0.0
+                last = now
+                if d.main:
+                    bar.update(1)
+                    bar.set_postfix({**{k: f"{v:.3f}" for k, v in losses.items()}, "img/s": f"{images_per_s:.1f}"})
+                    if step % cfg["log_every"] == 0:
+                        log.append({"step": step, "loss": losses, "images_per_s": images_per_s})
+                    if step % cfg["val_every"] == 0 or step == cfg["steps"]:
+                        metrics, samples = validate(method, ema, val, d.device)
+                        log.append({"step": step, "val": metrics})
+                        bar.write(f"step {step}: " + "  ".join(f"val {k} {v:.4f}" for k, v in metrics.items()))
+                        reports.sample_grid(samples, self.folder / "samples" / f"step-{step:08d}.png")
+                        reports.loss_curves(log, self.folder / "curves.png")
+                    if step % cfg["save_every"] == 0 or step == cfg["steps"]:
+                        self._save(method, optimizers, schedulers, ctx, ema, step, log, metrics, images_per_s)
+        except KeyboardInterrupt:
+            if d.main:  # between steps the state is consistent: keep the work done so far
+                bar.write(f"interrupted: saving step {step}")
+                self._save(method, optimizers, schedulers, ctx, ema, step, log, metrics, images_per_s)
+            raise
+        finally:
+            bar.close()
+            d.close()
+        return {"step": step, "metrics": metrics, "seconds": time.perf_counter() - started, "images_per_s": images_per_s,
+                "export": str(self.stem) + ".json"}
+
+    def _save(self, method, optimizers, schedulers, ctx, ema, step, log, metrics, images_per_s) -> None:
+        nets = dict(method.nets)
+        tensors = checkpoint.network_tensors(nets)
+        if ema is not None:
+            tensors.update(checkpoint.network_tensors({"ema": ema.shadow}))
+        state = {"optimizers": {k: o.state_dict() for k, o in optimizers.items()},
+                 "schedulers": {k: s.state_dict() for k, s in schedulers.items()},
+                 "scaler": ctx.scaler.state_dict(), "rng": _rng_state(self.dist.device), "log": json.dumps(log)}
+        meta = self._meta(step, metrics, images_per_s)
+        checkpoint.save_training_state(self.folder, step, tensors, state, meta)
+        served = dict(nets)
+        if ema is not None:
+            served["generator"] = ema.shadow
+        export = checkpoint.network_tensors(served, self.cls.inference_networks, half=self.opts.half_export)
+        checkpoint.export(self.stem, export, meta)
+
+    def _meta(self, step: int, metrics: dict[str, float], images_per_s: float) -> dict[str, Any]:
+        device = self.dist.device
+        hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{device.type} ({platform.processor() or platform.machine()})"
+        return {
+            "method": self.cls.id, "description": f"{self.cls.description} Trained on {self.opts.data}.",
+            "config": self.config, "step": step,
+            "training": {"steps": step, "of": self.config["steps"], "batch": self.config["batch"], "size": self.config["size"],
+                         "gpus": self.dist.world if device.type == "cuda" else 0, "hardware": hardware,
+                         "images_per_s": round(images_per_s, 2), "data": self.data_summary},
+            "metrics": {k: round(v, 4) for k, v in metrics.items()},
+            "versions": {"torch": torch.__version__, "inpaint_backend": __version__},
+        }
+
+
+def train(opts: TrainOptions) -> dict[str, Any]:
+    return Trainer(opts).run()

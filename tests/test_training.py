@@ -1,0 +1,138 @@
+"""The shared trainer: exact resume after a kill, atomic checkpoints, and serving what it wrote."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import requests
+import torch
+from conftest import ROOT, decode, free_port, photo_like, png, rect_mask
+from safetensors.torch import load_file
+
+import tiny_method  # noqa: F401 - registers the 'tiny' method
+from backend.cli import main
+from backend.training import checkpoint
+
+RUN = [sys.executable, "-c", "import sys; sys.path.insert(0, 'tests'); import tiny_method; "
+       "from backend.cli import main; sys.exit(main(sys.argv[1:]))"]
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("photos")
+    for i in range(6):
+        (folder / ("sub" if i % 2 else ".")).mkdir(exist_ok=True)
+        cv2.imwrite(str(folder / ("sub" if i % 2 else ".") / f"p{i}.jpg"), photo_like(120 + 10 * i, 160, seed=i))
+    (folder / "notes.txt").write_text("not a photo")
+    return folder
+
+
+def train_cmd(photos: Path, out: Path, *extra: str) -> list[str]:
+    return ["train", "--method", "tiny", "--data", str(photos), "--out", str(out), "--device", "cpu", *extra]
+
+
+def final_weights(out: Path) -> dict[str, torch.Tensor]:
+    folder = out.with_name(out.name + ".train")
+    pointer = json.loads((folder / "latest.json").read_text())
+    return load_file(str(folder / f"{pointer['stem']}.safetensors"))
+
+
+def test_killed_run_resumes_to_the_same_weights(photos, tmp_path):
+    steps = ["--steps", "60", "--set", "save_every=10", "--set", "val_every=30"]
+    whole = tmp_path / "whole"
+    assert subprocess.run(RUN + train_cmd(photos, whole, *steps), cwd=ROOT, capture_output=True).returncode == 0
+
+    broken = tmp_path / "broken"
+    proc = subprocess.Popen(RUN + train_cmd(photos, broken, *steps), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    latest = tmp_path / "broken.train" / "latest.json"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (latest.exists() and json.loads(latest.read_text())["step"] >= 20):
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    killed_at = json.loads(latest.read_text())["step"]
+    assert killed_at < 60
+
+    resumed = subprocess.run(RUN + train_cmd(photos, broken, "--resume"), cwd=ROOT, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    a, b = final_weights(whole), final_weights(broken)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), f"{k} differs after resuming from step {killed_at}"
+    meta = json.loads((tmp_path / "broken.json").read_text())
+    assert meta["step"] == 60 and meta["method"] == "tiny" and meta["versions"]["torch"] == torch.__version__
+    assert meta["training"]["data"]["train_photos"] + meta["training"]["data"]["val_photos"] == 6
+    assert set(meta["metrics"]) == {"psnr", "ssim", "l1"}
+    assert (tmp_path / "broken.train" / "curves.png").stat().st_size > 1000
+    assert list((tmp_path / "broken.train" / "samples").glob("*.png"))
+
+
+def test_refuses_to_overwrite_a_run_and_to_resume_nothing(photos, tmp_path):
+    out = tmp_path / "m"
+    with pytest.raises(SystemExit, match="nothing to resume"):
+        main(train_cmd(photos, out, "--resume"))
+    assert main(train_cmd(photos, out, "--steps", "2")) == 0
+    with pytest.raises(SystemExit, match="--resume"):
+        main(train_cmd(photos, out, "--steps", "2"))
+
+
+def test_unknown_method_is_a_clear_error(photos, tmp_path, capsys):
+    assert main(["train", "--method", "nope", "--data", str(photos), "--out", str(tmp_path / "x")]) == 2
+    assert "unknown method 'nope'" in capsys.readouterr().err
+
+
+def test_interrupted_write_leaves_the_old_checkpoint(tmp_path, monkeypatch):
+    stem = tmp_path / "model"
+    checkpoint.export(stem, {"generator.w": torch.ones(3)}, {"method": "tiny", "step": 1})
+
+    def crash(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError):
+        checkpoint.export(stem, {"generator.w": torch.zeros(3)}, {"method": "tiny", "step": 2})
+    monkeypatch.undo()
+    assert torch.equal(load_file(str(tmp_path / "model.safetensors"))["generator.w"], torch.ones(3))
+    assert json.loads((tmp_path / "model.json").read_text())["step"] == 1
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp files left behind
+
+
+def test_running_backend_serves_a_new_checkpoint(photos, tmp_path):
+    from waitress.server import create_server
+
+    from backend.app import create_app
+    from backend.service import ServerConfig
+
+    models = tmp_path / "models"
+    models.mkdir()
+    server = create_server(create_app(ServerConfig(models_dir=models, device="cpu")), host="127.0.0.1", port=free_port())
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.effective_port}"
+    try:
+        before = [m["id"] for m in requests.get(url + "/api/v1/models", timeout=10).json()["models"]]
+        assert "mine" not in before
+        assert main(train_cmd(photos, models / "mine", "--steps", "10")) == 0
+        entry = next(m for m in requests.get(url + "/api/v1/models", timeout=10).json()["models"] if m["id"] == "mine")
+        assert entry["status"] == "ready" and entry["method"] == "tiny" and entry["kind"] == "learned"
+        assert entry["metrics"]["psnr"] > 0 and entry["training"]["steps"] == 10
+        assert entry["size"]["native"] == 32 and entry["size"]["multiple"] == 4
+        img, mask = photo_like(50, 70), rect_mask(50, 70, (20, 10, 15, 21))
+        r = requests.post(url + "/api/v1/inpaint", files={"image": png(img), "mask": png(mask)},
+                          data={"model": "mine", "output": "image"}, timeout=60)
+        assert r.status_code == 200, r.text
+        assert r.headers["X-Model"] == "mine"
+        out = decode(r.content)
+        assert np.array_equal(out[mask == 0], img[mask == 0]) and not np.array_equal(out[mask > 0], img[mask > 0])
+    finally:
+        server.close()
