@@ -54,6 +54,17 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any recipe value, e.g. --set lr=1e-4 --set val_every=200 (JSON values)")
 
+    e = sub.add_parser("eval", help="score engines on fixed masks per hole-ratio bucket")
+    e.add_argument("--models", required=True,
+                   help="comma-separated engine/checkpoint ids; external baselines: telea, ns, pypatchmatch, gmic")
+    e.add_argument("--data", type=Path, required=True, help="folder of test photos (never ones trained on)")
+    e.add_argument("--out", type=Path, default=Path("eval"), help="where eval.md, eval.json and eval_grid.png go")
+    e.add_argument("--size", type=int, default=512, help="photos are centre-cropped and resized to this square")
+    e.add_argument("--max-photos", type=int, default=None)
+    e.add_argument("--seed", type=int, default=0, help="mask seed: the same seed gives the same masks")
+    e.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"])
+    e.add_argument("--models-dir", default="models")
+
     i = sub.add_parser("install-plugins", help="copy the editor plugins into your Krita and/or GIMP profile")
     i.add_argument("--krita", action="store_true", help="install and enable the Krita plugin")
     i.add_argument("--gimp", action="store_true", help="install the GIMP 3 plug-in (3.0 and 3.2 profiles)")
@@ -151,6 +162,19 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_eval(args: argparse.Namespace) -> int:
+    from backend.engines.registry import Registry
+    from backend.service import pick_device
+    from backend.training.evaluate import run_eval as evaluate
+
+    registry = Registry(args.models_dir, pick_device(args.device))
+    result = evaluate([m.strip() for m in args.models.split(",") if m.strip()], args.data, args.out, registry,
+                      args.size, args.max_photos, seed=args.seed)
+    print(result["markdown"])
+    print(f"written: {args.out / 'eval.md'}, {args.out / 'eval.json'}, {args.out / 'eval_grid.png'}")
+    return 0
+
+
 def run_install(args: argparse.Namespace) -> int:
     import importlib
 
@@ -187,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_fill(args)
     if args.command == "train":
         return run_train(args)
+    if args.command == "eval":
+        return run_eval(args)
     if args.command == "install-plugins":
         return run_install(args)
     return 2
