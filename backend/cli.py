@@ -65,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"])
     e.add_argument("--models-dir", default="models")
 
+    pp = sub.add_parser("prepare-photos", help="collect the open photo set into train, val and test splits")
+    pp.add_argument("--out", type=Path, default=Path("data/open-photos"))
+    pp.add_argument("--max-side", type=int, default=2048, help="downscale larger photos to this long side")
+
     i = sub.add_parser("install-plugins", help="copy the editor plugins into your Krita and/or GIMP profile")
     i.add_argument("--krita", action="store_true", help="install and enable the Krita plugin")
     i.add_argument("--gimp", action="store_true", help="install the GIMP 3 plug-in (3.0 and 3.2 profiles)")
@@ -213,6 +217,12 @@ def main(argv: list[str] | None = None) -> int:
         return run_train(args)
     if args.command == "eval":
         return run_eval(args)
+    if args.command == "prepare-photos":
+        from backend.training.photos import prepare
+
+        counts = prepare(args.out, args.max_side)
+        print(f"{args.out}: {counts['train']} train, {counts['val']} val, {counts['test']} test photos (see ATTRIBUTION.md)")
+        return 0 if counts["train"] and counts["val"] else 1
     if args.command == "install-plugins":
         return run_install(args)
     return 2

@@ -22,8 +22,7 @@ import tiny_method  # noqa: F401 - registers the 'tiny' method
 from backend.cli import main
 from backend.training import checkpoint
 
-RUN = [sys.executable, "-c", "import sys; sys.path.insert(0, 'tests'); import tiny_method; "
-       "from backend.cli import main; sys.exit(main(sys.argv[1:]))"]
+RUN = [sys.executable, "tests/tiny_cli.py"]
 
 
 @pytest.fixture(scope="module")
@@ -136,3 +135,27 @@ def test_running_backend_serves_a_new_checkpoint(photos, tmp_path):
         assert np.array_equal(out[mask == 0], img[mask == 0]) and not np.array_equal(out[mask > 0], img[mask > 0])
     finally:
         server.close()
+
+
+def test_torchrun_two_processes_train_one_checkpoint(photos, tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "tests/tiny_cli.py",
+           *train_cmd(photos, out, "--steps", "4", "--set", "val_every=4")]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("done: step 4") == 2  # both ranks finish ...
+    assert proc.stdout.count("val psnr") == 1  # ... but only rank 0 validates
+    meta = json.loads((tmp_path / "ddp.json").read_text())
+    assert meta["step"] == 4 and set(meta["metrics"]) == {"psnr", "ssim", "l1"}
+
+
+def test_prepared_photo_set_keeps_test_photos_out(tmp_path):
+    root = tmp_path / "set"
+    for split, n in (("train", 3), ("val", 2), ("test", 2)):
+        (root / split).mkdir(parents=True)
+        for i in range(n):
+            cv2.imwrite(str(root / split / f"{split}{i}.jpg"), photo_like(80, 80, seed=i))
+    assert main(train_cmd(root, tmp_path / "m", "--steps", "2")) == 0
+    data = json.loads((tmp_path / "m.json").read_text())["training"]["data"]
+    assert data["train_photos"] == 3 and data["val_photos"] == 2
+    assert all(f.startswith("val") for f in data["val_files"])

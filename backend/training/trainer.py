@@ -186,8 +186,10 @@ class Trainer:
         method.nets = {k: d.wrap(v) for k, v in method.nets.items()}
 
         root = Path(self.opts.data)
-        photos = find_photos(root)
-        train_photos, val_photos = split(photos, cfg["val_fraction"], root)
+        if (root / "train").is_dir() and (root / "val").is_dir():  # a prepared set: its test/ is never read
+            train_photos, val_photos = find_photos(root / "train"), find_photos(root / "val")
+        else:
+            train_photos, val_photos = split(find_photos(root), cfg["val_fraction"], root)
         masks = MaskSpec(cfg["mask_kinds"], tuple(cfg["mask_ratio"]))
         size, batch = int(cfg["size"]), int(cfg["batch"])
         data = TrainingPhotos(train_photos, size, masks, cfg["seed"])
