@@ -159,3 +159,25 @@ def test_prepared_photo_set_keeps_test_photos_out(tmp_path):
     data = json.loads((tmp_path / "m.json").read_text())["training"]["data"]
     assert data["train_photos"] == 3 and data["val_photos"] == 2
     assert all(f.startswith("val") for f in data["val_files"])
+
+
+class _Exploit:
+    """Unpickling this would create a file: proof that a loader executed code from a checkpoint."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_resume_never_unpickles_code(photos, tmp_path):
+    out = tmp_path / "m"
+    assert main(train_cmd(photos, out, "--steps", "2")) == 0
+    folder = tmp_path / "m.train"
+    stem = json.loads((folder / "latest.json").read_text())["stem"]
+    marker = tmp_path / "pwned"
+    torch.save({"evil": _Exploit(str(marker))}, folder / f"{stem}.state.pt")
+    with pytest.raises(Exception, match="(?i)weights_only|unpickl"):
+        main(train_cmd(photos, out, "--resume", "--steps", "4"))
+    assert not marker.exists()
