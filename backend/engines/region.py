@@ -31,8 +31,8 @@ class MaskError(ValueError):
         self.detail = detail
 
 
-Box = tuple[int, int, int, int]
-MAX_TONE_SHIFT = 0.1  # of the full range, per channel  # x0, y0, x1, y1 (exclusive)
+Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive)
+MAX_TONE_SHIFT = 0.1  # of the full range, per channel
 
 
 @dataclass
