@@ -1,0 +1,108 @@
+"""Install the Krita plugin into the user's profile and enable it (Krita loads user plugins only when enabled).
+
+Copies the same files as the zip for Tools > Scripts > Import Python Plugin from File
+(krita_plugin/build_zip.py), sets `[python] enable_inpaint_selection=true` in kritarc,
+and records how to start this backend, so the docker's "Start backend" button works.
+Krita rewrites kritarc when it quits: install while Krita is closed.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shlex
+import shutil
+import sys
+from pathlib import Path
+
+NAME = "inpaint_selection"
+PLUGIN_DIR = Path(__file__).resolve().parents[2] / "krita_plugin"
+
+
+def _home() -> Path:
+    return Path(os.environ.get("HOME") or Path.home())
+
+
+def resources_dir() -> Path:
+    """Krita's per-user resource folder (it holds pykrita/ and actions/)."""
+    if sys.platform == "win32":
+        return Path(os.environ.get("APPDATA") or _home() / "AppData" / "Roaming") / "krita"
+    if sys.platform == "darwin":
+        return _home() / "Library" / "Application Support" / "krita"
+    return Path(os.environ.get("XDG_DATA_HOME") or _home() / ".local" / "share") / "krita"
+
+
+def kritarc_path() -> Path:
+    if sys.platform == "win32":
+        return Path(os.environ.get("LOCALAPPDATA") or _home() / "AppData" / "Local") / "kritarc"
+    if sys.platform == "darwin":
+        return _home() / "Library" / "Preferences" / "kritarc"
+    return Path(os.environ.get("XDG_CONFIG_HOME") or _home() / ".config") / "kritarc"
+
+
+def set_ini_value(text: str, group: str, key: str, value: str) -> str:
+    """Set key=value in [group] of a KConfig file, leaving every other line as it was."""
+    lines = text.splitlines()
+    header = f"[{group}]"
+    try:
+        start = lines.index(header)
+    except ValueError:
+        if lines and lines[-1].strip():
+            lines.append("")
+        return "\n".join([*lines, header, f"{key}={value}"]) + "\n"
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("[")), len(lines))
+    for i in range(start + 1, end):
+        if lines[i].split("=", 1)[0].strip() == key:
+            lines[i] = f"{key}={value}"
+            break
+    else:
+        insert = end
+        while insert > start + 1 and not lines[insert - 1].strip():  # keep the blank line before the next group
+            insert -= 1
+        lines.insert(insert, f"{key}={value}")
+    return "\n".join(lines) + "\n"
+
+
+def backend_command() -> str:
+    """How the docker starts this very backend: this Python (it has the backend installed) and this checkout's models.
+
+    The plugin appends --host and --port. Forward slashes, because KConfig reads backslashes as escapes.
+    """
+    python, models = Path(sys.executable).as_posix(), (PLUGIN_DIR.parent / "models").as_posix()
+    quote = (lambda s: f'"{s}"') if sys.platform == "win32" else shlex.quote
+    return f"{quote(python)} -m backend.cli serve --models-dir {quote(models)}"
+
+
+def _plugin_files() -> list[tuple[Path, str]]:
+    builder = PLUGIN_DIR / "build_zip.py"
+    if not builder.is_file():
+        raise SystemExit(f"error: the Krita plugin sources are not at {PLUGIN_DIR}; install the backend from a "
+                         "checkout (pip install -e .) or use the zip with Import Python Plugin from File")
+    spec = importlib.util.spec_from_file_location("inpaint_krita_build_zip", builder)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.plugin_files()
+
+
+def install(dest: Path | None = None) -> list[Path]:
+    """Copy the plugin into `dest` (default: Krita's pykrita folder) and enable it; returns what was written.
+
+    The shortcut file goes to the `actions` folder beside `dest`, as Krita's own importer does.
+    """
+    pykrita = Path(dest) if dest is not None else resources_dir() / "pykrita"
+    roots = {"pykrita": pykrita, "actions": pykrita.parent / "actions"}
+    package = pykrita / NAME
+    if package.exists():
+        shutil.rmtree(package)  # no stale modules from an older version
+    for source, target in _plugin_files():
+        top, rest = target.split("/", 1)
+        path = roots[top] / rest
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, path)
+
+    rc = kritarc_path()
+    text = rc.read_text(encoding="utf-8") if rc.is_file() else ""
+    text = set_ini_value(text, "python", f"enable_{NAME}", "true")
+    text = set_ini_value(text, NAME, "backend_command", backend_command())
+    rc.parent.mkdir(parents=True, exist_ok=True)
+    rc.write_text(text, encoding="utf-8")
+    return [pykrita / f"{NAME}.desktop", package, roots["actions"] / f"{NAME}.action", rc]
