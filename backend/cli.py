@@ -65,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"])
     e.add_argument("--models-dir", default="models")
 
+    ic = sub.add_parser("import-checkpoint", help="convert a method's official weights into a served checkpoint")
+    ic.add_argument("--method", required=True, help="the method the file belongs to, e.g. isnet")
+    ic.add_argument("file", type=Path, help="the official weights file, e.g. InpaintingModel_gen.pth for isnet")
+    ic.add_argument("--out", type=Path, default=None, help="checkpoint name (default: models/<method>-official)")
+
     pp = sub.add_parser("prepare-photos", help="collect the open photo set into train, val and test splits")
     pp.add_argument("--out", type=Path, default=Path("data/open-photos"))
     pp.add_argument("--max-side", type=int, default=2048, help="downscale larger photos to this long side")
@@ -179,6 +184,26 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_import(args: argparse.Namespace) -> int:
+    from backend.methods import get_method
+
+    try:
+        importer = getattr(get_method(args.method), "import_checkpoint", None)
+    except KeyError as e:
+        print(f"error: {e.args[0]}", file=sys.stderr)
+        return 2
+    if importer is None:
+        print(f"error: method '{args.method}' has no official weights to import", file=sys.stderr)
+        return 2
+    try:
+        written = importer(args.file, args.out or Path("models") / f"{args.method}-official")
+    except (OSError, ValueError) as e:  # a wrong or unreadable file: say why, no traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"imported {args.file} as {written}")
+    return 0
+
+
 def run_install(args: argparse.Namespace) -> int:
     import importlib
 
@@ -217,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_train(args)
     if args.command == "eval":
         return run_eval(args)
+    if args.command == "import-checkpoint":
+        return run_import(args)
     if args.command == "prepare-photos":
         from backend.training.photos import prepare
 

