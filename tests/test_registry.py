@@ -26,8 +26,8 @@ def write_checkpoint(folder, name, colour):
     """A tiny-method checkpoint whose output is one flat colour: last layer zero, bias saturating the sigmoid."""
     net = tiny_method.TinyNet(width=16)
     with torch.no_grad():
-        net.body[-1].weight.zero_()
-        net.body[-1].bias.copy_(torch.tensor(colour) * 40 - 20)
+        net.out.weight.zero_()
+        net.out.bias.copy_(torch.tensor(colour) * 40 - 20)
     tensors = checkpoint.network_tensors({"generator": net})
     config = dict(tiny_method.TinyMethod.recipes["paper"])
     checkpoint.export(folder / name, tensors, {"method": "tiny", "config": config, "metrics": {"psnr": 20.0}})
@@ -45,7 +45,7 @@ def test_new_checkpoint_is_served_without_restart(client):
     write_checkpoint(folder, "red", [1.0, 0.0, 0.0])
     entry = next(m for m in c.get("/api/v1/models").json["models"] if m["id"] == "red")
     assert entry["status"] == "ready" and entry["kind"] == "learned" and entry["metrics"] == {"psnr": 20.0}
-    assert entry["size"] == {"multiple": 4, "minimum": 4, "native": 32}
+    assert entry["size"] == {"multiple": 8, "minimum": 8, "native": 32}
     r = fill(c, "red")
     assert r.status_code == 200
     red = decode(r.data)[8:16, 8:16].astype(int)

@@ -125,7 +125,7 @@ def test_running_backend_serves_a_new_checkpoint(photos, tmp_path):
         entry = next(m for m in requests.get(url + "/api/v1/models", timeout=10).json()["models"] if m["id"] == "mine")
         assert entry["status"] == "ready" and entry["method"] == "tiny" and entry["kind"] == "learned"
         assert entry["metrics"]["psnr"] > 0 and entry["training"]["steps"] == 10
-        assert entry["size"]["native"] == 32 and entry["size"]["multiple"] == 4
+        assert entry["size"]["native"] == 32 and entry["size"]["multiple"] == 8
         img, mask = photo_like(50, 70), rect_mask(50, 70, (20, 10, 15, 21))
         r = requests.post(url + "/api/v1/inpaint", files={"image": png(img), "mask": png(mask)},
                           data={"model": "mine", "output": "image"}, timeout=60)
