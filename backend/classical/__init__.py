@@ -1,4 +1,5 @@
 """Engines that need no weights. The first in ENGINES is the server's default."""
 from backend.classical.diffusion import DiffusionEngine
+from backend.classical.patchmatch import PatchMatchEngine
 
-ENGINES = [DiffusionEngine]
+ENGINES = [PatchMatchEngine, DiffusionEngine]

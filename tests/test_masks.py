@@ -1,0 +1,61 @@
+"""The hole-mask generator: ratio ranges are honoured, seeds fix the mask, bad requests fail."""
+import numpy as np
+import pytest
+
+from backend.training.masks import BUCKETS, bucket_mask, generate_mask, hole_ratio
+
+
+@pytest.mark.parametrize("bucket", list(BUCKETS))
+def test_bucket_masks_land_in_their_ratio_range(bucket):
+    kind, (lo, hi) = BUCKETS[bucket]
+    for seed in range(40):
+        mask = bucket_mask(bucket, seed, 128, 160)
+        assert mask.shape == (128, 160) and mask.dtype == np.uint8
+        assert set(np.unique(mask)) <= {0, 255}
+        assert lo <= hole_ratio(mask) <= hi, (bucket, seed, hole_ratio(mask))
+
+
+@pytest.mark.parametrize("kind", ["strokes", "boxes", "blobs"])
+@pytest.mark.parametrize("ratio", [(0.02, 0.05), (0.10, 0.20), (0.30, 0.31), (0.45, 0.60)])
+def test_every_kind_hits_arbitrary_ranges(kind, ratio):
+    rng = np.random.default_rng(123)
+    for _ in range(10):
+        mask = generate_mask(rng, 96, 128, kind, ratio)
+        assert ratio[0] <= hole_ratio(mask) <= ratio[1], (kind, ratio, hole_ratio(mask))
+
+
+def test_same_seed_same_mask_and_different_seeds_differ():
+    a = bucket_mask("strokes 20-30%", 5, 64, 64)
+    b = bucket_mask("strokes 20-30%", 5, 64, 64)
+    c = bucket_mask("strokes 20-30%", 6, 64, 64)
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_coverage_varies_across_the_range():
+    # Masks should spread over the range, not all sit at its lower edge.
+    ratios = [hole_ratio(bucket_mask("strokes 10-20%", s, 128, 128)) for s in range(30)]
+    assert max(ratios) - min(ratios) > 0.04
+
+
+def test_blobs_are_one_compact_object():
+    import cv2
+
+    for seed in range(10):
+        mask = bucket_mask("blobs 5-15%", seed, 128, 128)
+        count, _ = cv2.connectedComponents((mask > 0).astype(np.uint8))
+        assert count - 1 <= 3  # a body, at most two lobes that may just touch it
+        ys, xs = np.nonzero(mask)
+        box = (ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1)
+        assert len(ys) / box > 0.3  # filled silhouette, not scattered specks
+
+
+@pytest.mark.parametrize("ratio", [(0.5, 0.4), (-0.1, 0.2), (0.2, 1.5)])
+def test_bad_ranges_are_refused(ratio):
+    with pytest.raises(ValueError):
+        generate_mask(np.random.default_rng(0), 32, 32, "strokes", ratio)
+
+
+def test_unknown_kind_is_refused():
+    with pytest.raises(ValueError):
+        generate_mask(np.random.default_rng(0), 32, 32, "spirals", (0.1, 0.2))

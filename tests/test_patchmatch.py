@@ -1,0 +1,268 @@
+"""The patchmatch engine and its nearest-patch search (backend.classical.nnf)."""
+import threading
+
+import pytest
+import torch
+
+from backend.classical import ENGINES
+from backend.classical.nnf import (
+    Matches,
+    SourcePatches,
+    box_count,
+    dct_basis,
+    nearest_patches,
+    upsample_field,
+    valid_centres,
+)
+from backend.classical.patchmatch import PatchMatchEngine, complete
+from backend.engines.base import Cancelled, InpaintOptions, OptionError, Progress
+
+
+def tiled(size: int = 128, period: int = 16, seed: int = 1) -> torch.Tensor:
+    """(1, 3, size, size) image tiling one random period x period pattern (every pixel independent)."""
+    tile = torch.rand(3, period, period, generator=torch.Generator().manual_seed(seed))
+    reps = -(-size // period)
+    return tile.repeat(1, reps, reps)[None, :, :size, :size].contiguous()
+
+
+def box_hole(size: int, *boxes: tuple[int, int, int, int]) -> torch.Tensor:
+    hole = torch.zeros(1, 1, size, size)
+    for y0, y1, x0, x1 in boxes:
+        hole[..., y0:y1, x0:x1] = 1.0
+    return hole
+
+
+def fill(image, hole, seed=0, **params):
+    engine = PatchMatchEngine("cpu")
+    options = InpaintOptions(seed=seed, params=engine.parse_params(params))
+    return engine.inpaint(image * (1 - hole), hole, options, Progress())
+
+
+def hole_error(out, truth, hole):
+    return float((out - truth).abs().mean(1, keepdim=True)[hole > 0].mean())
+
+
+# ----------------------------------------------------------------------------- engine
+
+
+def test_patchmatch_is_the_default_engine():
+    assert ENGINES[0] is PatchMatchEngine
+    assert PatchMatchEngine.id == "patchmatch" and PatchMatchEngine.kind == "classical"
+
+
+def test_same_seed_gives_identical_output():
+    image = torch.rand(1, 3, 96, 96, generator=torch.Generator().manual_seed(3))
+    hole = box_hole(96, (30, 60, 20, 70))
+    a = fill(image, hole, seed=7)
+    b = fill(image, hole, seed=7)
+    assert torch.equal(a, b)
+    assert not torch.equal(a, fill(image, hole, seed=8))  # the seed does drive the search
+
+
+def test_periodic_texture_is_continued_exactly():
+    image = tiled()
+    hole = box_hole(128, (50, 78, 40, 70))  # 28 x 30: under two periods each way
+    out = fill(image, hole)
+    assert hole_error(out, image, hole) < 0.02
+
+
+def test_known_pixels_are_returned_unchanged():
+    image = torch.rand(1, 3, 80, 90, generator=torch.Generator().manual_seed(4))
+    hole = torch.zeros(1, 1, 80, 90)
+    hole[..., 20:50, 30:60] = 1
+    out = fill(image, hole)
+    known = hole.expand_as(image) == 0
+    assert torch.equal(out[known], image[known])
+    assert out.shape == image.shape and 0 <= out.min() and out.max() <= 1
+
+
+@pytest.mark.parametrize("box", [(0, 30, 98, 128), (60, 90, 0, 20), (100, 128, 40, 70)], ids=["corner", "left", "bottom"])
+def test_holes_touching_the_border(box):
+    image = tiled()
+    hole = box_hole(128, box)
+    out = fill(image, hole)
+    assert hole_error(out, image, hole) < 0.02
+
+
+def test_several_separate_regions_are_all_filled():
+    image = tiled()
+    hole = box_hole(128, (10, 24, 10, 28), (60, 74, 80, 98), (100, 114, 30, 48))
+    out = fill(image, hole)
+    for box in ((10, 24, 10, 28), (60, 74, 80, 98), (100, 114, 30, 48)):
+        one = box_hole(128, box)
+        assert hole_error(out, image, one) < 0.02, box
+
+
+def test_smooth_gradient_stays_close_to_the_ramp():
+    # Sky-like ramp: copied patches carry values from around the hole only, so
+    # the fill cannot be exact, but the seam touch-up must keep it near the
+    # ramp (a flat fill with the border's mean colour is about 0.1 off).
+    ys, xs = torch.meshgrid(torch.linspace(0, 1, 120), torch.linspace(0, 1, 120), indexing="ij")
+    image = torch.stack([ys, xs, 0.5 * (ys + xs)])[None]
+    hole = box_hole(120, (40, 80, 40, 80))
+    assert hole_error(fill(image, hole), image, hole) < 0.05
+
+
+def test_band_sampling_and_options():
+    image = tiled()
+    hole = box_hole(128, (50, 78, 40, 70))
+    out = fill(image, hole, sampling="band", band=24, patch_size=9, iterations=2, search=1)
+    assert hole_error(out, image, hole) < 0.02
+    with pytest.raises(OptionError):
+        fill(image, hole, patch_size=8)
+    with pytest.raises(OptionError):
+        PatchMatchEngine("cpu").parse_params({"sampling": "everywhere"})
+
+
+def test_progress_is_reported_and_cancel_stops_the_fill():
+    image, hole = tiled(64), box_hole(64, (20, 40, 20, 40))
+    seen = []
+    engine = PatchMatchEngine("cpu")
+    options = InpaintOptions(params=engine.parse_params({}))
+    engine.inpaint(image, hole, options, Progress(lambda f, m: seen.append(f)))
+    assert seen and seen[-1] == 1.0 and seen == sorted(seen)
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(Cancelled):
+        engine.inpaint(image, hole, options, Progress(cancel=cancel))
+
+
+def test_degenerate_inputs():
+    image = torch.rand(1, 3, 40, 40)
+    empty = torch.zeros(1, 1, 40, 40)
+    assert torch.equal(complete(image, empty), image)
+    everything = torch.ones(1, 1, 40, 40)
+    out = complete(image, everything)  # nothing to copy from: a flat fill, no crash
+    assert out.shape == image.shape and torch.isfinite(out).all()
+    tiny = torch.rand(1, 3, 5, 6)
+    tiny_hole = torch.zeros(1, 1, 5, 6)
+    tiny_hole[..., 1:3, 2:4] = 1
+    assert complete(tiny, tiny_hole).shape == tiny.shape
+
+
+def test_larger_crop_uses_the_pyramid():
+    # 256 px: two levels, so the doubled match field and its vote are exercised.
+    image = tiled(256)
+    hole = box_hole(256, (100, 150, 90, 140))
+    assert hole_error(fill(image, hole), image, hole) < 0.02
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_runs_on_cuda():
+    image = tiled().cuda()
+    hole = box_hole(128, (50, 78, 40, 70)).cuda()
+    engine = PatchMatchEngine("cuda")
+    options = InpaintOptions(params=engine.parse_params({}))
+    out = engine.inpaint(image * (1 - hole), hole, options, Progress())
+    assert out.is_cuda and hole_error(out, image, hole) < 0.02
+
+
+# ----------------------------------------------------------------------------- nnf
+
+
+def smooth_noise(channels: int, h: int, w: int, g: torch.Generator) -> torch.Tensor:
+    coarse = torch.rand(1, channels, h // 4, w // 4, generator=g)
+    return torch.nn.functional.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=False)[0]
+
+
+def planted(channels: int, seed: int = 0):
+    """A smooth random source, and a query image holding a 24x24 block copied from (40, 50) of it.
+
+    Smooth like photos and feature maps, so that PatchMatch's random search
+    has a slope to follow (in white noise nothing but the exact spot is near).
+    """
+    g = torch.Generator().manual_seed(seed)
+    source = smooth_noise(channels, 96, 112, g)
+    query = smooth_noise(channels, 64, 64, g)
+    query[:, 20:44, 10:34] = source[:, 40:64, 50:74]
+    return source, query
+
+
+@pytest.mark.parametrize("channels,dims", [(3, None), (3, 24), (16, 24)])
+def test_nnf_finds_a_planted_copy(channels, dims):
+    source, query = planted(channels)
+    mask = torch.zeros(64, 64, dtype=torch.bool)
+    mask[23:41, 13:31] = True  # centres whose 7x7 patch lies inside the copied block
+    m = nearest_patches(query, source, query_mask=mask, patch_size=7, iterations=6,
+                        generator=torch.Generator().manual_seed(0), dims=dims, exact=False)
+    qy, qx = m.query // 64, m.query % 64
+    sy, sx = m.source // 112, m.source % 112
+    hit = (sy == qy + 20) & (sx == qx + 40)
+    assert m.query.numel() == int(mask.sum())
+    assert hit.float().mean() > 0.95
+    assert m.distance[hit].max() < 1e-4
+
+
+def test_nnf_exact_search_agrees_and_respects_the_source_mask():
+    source, query = planted(3)
+    mask = torch.zeros(64, 64, dtype=torch.bool)
+    mask[30, 20] = True
+    m = nearest_patches(query, source, query_mask=mask, exact=True, dims=None)
+    assert int(m.source[0]) == (30 + 20) * 112 + (20 + 40)
+    # Forbid the copied area: the match must move out of it.
+    allowed = torch.ones(96, 112, dtype=torch.bool)
+    allowed[40:64, 50:74] = False
+    m2 = nearest_patches(query, source, query_mask=mask, source_mask=allowed, exact=True, dims=None)
+    y, x = int(m2.source[0]) // 112, int(m2.source[0]) % 112
+    assert valid_centres(allowed, 7)[y, x]
+    assert m2.distance[0] > 0.1
+
+
+def test_nnf_query_weights_ignore_unknown_pixels():
+    source, query = planted(3)
+    mask = torch.zeros(64, 64, dtype=torch.bool)
+    mask[30, 20] = True
+    spoiled = query.clone()
+    spoiled[:, 30:34, 17:24] = 0.0  # the lower part of the patch around (30, 20)
+    weights = torch.ones(64, 64)
+    weights[30:34, 17:24] = 0.0
+    m = nearest_patches(spoiled, source, query_mask=mask, query_weights=weights, exact=True)
+    assert int(m.source[0]) == 50 * 112 + 60
+
+
+def test_nnf_is_deterministic_and_field_roundtrips():
+    source, query = planted(3)
+    run = lambda: nearest_patches(query, source, iterations=2, generator=torch.Generator().manual_seed(5), exact=False)
+    a, b = run(), run()
+    assert torch.equal(a.source, b.source)
+    field = a.field()
+    assert field.shape == (64, 64, 2)
+    assert torch.equal(field.reshape(-1, 2)[a.query, 0] * 112 + field.reshape(-1, 2)[a.query, 1], a.source)
+    assert (field[0, 0] == -1).all()  # a border pixel is no patch centre
+
+
+def test_search_resumes_from_an_initial_field():
+    source, query = planted(3)
+    mask = torch.zeros(64, 64, dtype=torch.bool)
+    mask[23:41, 13:31] = True
+    index = SourcePatches(source, patch_size=7, basis=dct_basis(7))
+    truth = torch.full((64, 64, 2), -1, dtype=torch.long)
+    ys, xs = torch.meshgrid(torch.arange(64), torch.arange(64), indexing="ij")
+    truth[..., 0], truth[..., 1] = ys + 20, xs + 40
+    m = index.search(query, mask, iterations=1, generator=torch.Generator().manual_seed(0), init=truth, exact=False)
+    assert (m.distance < 1e-4).all()
+
+
+def test_upsample_field_doubles_matches():
+    field = torch.full((4, 5, 2), -1, dtype=torch.long)
+    field[1, 2] = torch.tensor([3, 4])
+    up = upsample_field(field, (8, 10))
+    assert up[2, 4].tolist() == [6, 8] and up[3, 5].tolist() == [7, 9]
+    assert (up[0, 0] == -1).all()
+    # With padding, the doubling applies to unpadded coordinates.
+    padded = upsample_field(field + (field >= 0) * 0, (8 + 2 * 3, 10 + 2 * 3), pad=3)
+    assert padded.shape == (14, 16, 2)
+
+
+def test_box_count_matches_a_direct_count():
+    mask = torch.rand(17, 23, generator=torch.Generator().manual_seed(2)) > 0.6
+    counts = box_count(mask, 5)
+    padded = torch.nn.functional.pad(mask.float(), (2, 2, 2, 2))
+    direct = torch.nn.functional.avg_pool2d(padded[None, None], 5, stride=1)[0, 0] * 25
+    assert torch.equal(counts, direct.round().int())
+
+
+def test_matches_is_empty_without_a_valid_source():
+    query = torch.rand(3, 20, 20)
+    m = nearest_patches(query, source_mask=torch.zeros(20, 20, dtype=torch.bool))
+    assert isinstance(m, Matches) and m.query.numel() == 0
