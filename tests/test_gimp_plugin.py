@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from backend.classical import ENGINES
 from conftest import ROOT, photo_like, png
 from gimp.fake_backend import FakeBackend
 
@@ -245,7 +247,7 @@ def test_libgimp_is_confined_to_one_executable_module():
 
 def test_models_list_comes_from_the_backend(server):
     default, models = backend_client.Backend(server.url).models()
-    assert default == "diffusion"
+    assert default == ENGINES[0].id  # the backend's default engine
     assert any(m.id == "diffusion" and m.ready for m in models)
 
 

@@ -17,6 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
+from backend.classical import ENGINES
 from conftest import ROOT, free_port
 
 sys.path[:0] = [str(ROOT / "krita_plugin"), str(ROOT / "tests" / "krita")]
@@ -293,9 +295,10 @@ def test_fill_adds_one_layer_at_the_crop_with_alpha_from_the_selection(server, d
     c, loop, outcomes = make_controller(server.url, doc)
     ok, message = run_fill(c, loop, outcomes)
     assert ok, message
-    assert "Added Inpaint: diffusion" in message
+    default = ENGINES[0].id  # the backend's default engine
+    assert f"Added Inpaint: {default}" in message
     [(group, [layer])] = doc.added
-    assert group is None and layer.name == "Inpaint: diffusion"
+    assert group is None and layer.name == f"Inpaint: {default}"
     r = layer.rect
     assert r.w * r.h < doc.w * doc.h  # only the changed area, placed at the crop
     got = from_krita(layer.data, r.w, r.h, Depth(depth))

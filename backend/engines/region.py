@@ -54,16 +54,19 @@ def _overlaps(a: Box, b: Box) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
-def group_boxes(hole: np.ndarray, context: int | None, limit: tuple[int, int]) -> list[Box]:
+def group_boxes(hole: np.ndarray, context: int | None, limit: tuple[int, int], offset: tuple[int, int] = (0, 0)) -> list[Box]:
     """Boxes (with context) around connected regions, merged while they overlap.
 
-    Merging guarantees that each box contains only the holes of its own group,
-    so groups can be filled independently.
+    `hole` may be a window of the image starting at `offset`; boxes are in
+    image coordinates, clamped to `limit` (width, height). Merging guarantees
+    that each box contains only the holes of its own group, so groups can be
+    filled independently.
     """
     n, _, stats, _ = cv2.connectedComponentsWithStats(hole.astype(np.uint8), connectivity=8)
     width, height = limit
     boxes = []
     for x, y, w, h, _area in stats[1:]:
+        x, y = x + offset[0], y + offset[1]
         c = auto_context(w, h) if context is None else context
         boxes.append((max(0, x - c), max(0, y - c), min(width, x + w + c), min(height, y + h + c)))
     merged = True
@@ -175,10 +178,11 @@ def fill_region(engine: Engine, req: FillRequest, progress: Progress | None = No
     # Snap alpha to the output's levels, so "alpha 0" means untouched in both outputs alike.
     top = np.iinfo(image.dtype).max
     alpha = np.round(np.clip(alpha, 0, 1) * top) / top
-    hole = alpha > 0
-    if hole.all():
+    # Outside the window alpha is 0: the whole-image work below looks at the window only.
+    window_hole = alpha[wy0:wy1, wx0:wx1] > 0
+    if window_hole.shape == (height, width) and window_hole.all():
         raise MaskError("full_mask", "after growing, the selection covers the whole image: nothing is left to fill it from")
-    if not hole.any():
+    if not window_hole.any():
         raise MaskError("empty_mask", "after shrinking, the selection is empty")
 
     params = engine.parse_params(req.params)
@@ -188,12 +192,12 @@ def fill_region(engine: Engine, req: FillRequest, progress: Progress | None = No
     else:
         out = image.copy()
 
-    boxes = group_boxes(hole, req.context, (width, height))
+    boxes = group_boxes(window_hole, req.context, (width, height), offset=(wx0, wy0))
     engine_s = 0.0
     for i, box in enumerate(boxes):
         plan = plan_crop(box, engine, (width, height))
         x0, y0, x1, y1 = plan.box
-        sub_hole = hole[y0:y1, x0:x1]
+        sub_hole = alpha[y0:y1, x0:x1] > 0
         orig = _to_float(image[y0:y1, x0:x1, :3])
         options = InpaintOptions(seed=req.seed + i, params=params)
         t0 = time.perf_counter()
@@ -220,7 +224,8 @@ def fill_region(engine: Engine, req: FillRequest, progress: Progress | None = No
                 src_alpha = image[y0:y1, x0:x1, 3][sel].astype(np.float32) / top
                 dst[sel, 3] = _quantize(src_alpha * (1 - a[sel]) + a[sel], image.dtype)
     progress(1.0, "done")
-    return FillResult(out, masks.bounding_box(hole), req.seed, engine.id, engine_s * 1000)
+    bx, by, bw, bh = masks.bounding_box(window_hole)
+    return FillResult(out, (bx + wx0, by + wy0, bw, bh), req.seed, engine.id, engine_s * 1000)
 
 
 def _poisson(fill: np.ndarray, orig: np.ndarray, hole: np.ndarray) -> np.ndarray:
