@@ -5,7 +5,9 @@ import hmac
 import ipaddress
 import logging
 
-from flask import Flask, request
+import io
+
+from flask import Flask, Request, request
 
 from backend.api import errors, inpaint, jobs, models, openapi
 from backend.service import ServerConfig, Service
@@ -13,9 +15,18 @@ from backend.service import ServerConfig, Service
 log = logging.getLogger("backend")
 
 
+class InMemoryRequest(Request):
+    """Keeps uploaded files in memory: they are decoded right away, and spooling
+    multi-megabyte uploads through temporary files only costs time."""
+
+    def _get_file_stream(self, total_content_length, content_type, filename=None, content_length=None):
+        return io.BytesIO()
+
+
 def create_app(config: ServerConfig | None = None) -> Flask:
     config = config or ServerConfig()
     app = Flask("backend")
+    app.request_class = InMemoryRequest
     app.config["MAX_CONTENT_LENGTH"] = config.max_upload_mb * 2**20
     app.json.sort_keys = False
     app.extensions["inpaint"] = Service(config)
