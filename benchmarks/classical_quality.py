@@ -290,8 +290,8 @@ def main(argv: list[str] | None = None) -> int:
 
     rows: dict[tuple[str, str], list[dict[str, float]]] = {}
     examples = []
-    grid_every = max(1, (len(photos) * len(BUCKETS)) // max(args.grid_rows, 1))
-    case = 0
+    # Grid rows: one case per bucket (cycling), each from a different photo.
+    shown = {(k % len(BUCKETS), (5 * k + 1) % len(photos)) for k in range(args.grid_rows)}
     for b, bucket in enumerate(BUCKETS):
         for i, (photo, truth) in enumerate(photos):
             mask = bucket_mask(bucket, seed=1000 * b + i, height=SIZE, width=SIZE)
@@ -304,9 +304,8 @@ def main(argv: list[str] | None = None) -> int:
                 seconds = time.perf_counter() - start
                 results[name] = result
                 rows.setdefault((bucket, name), []).append({**hole_metrics(result, truth, mask), "seconds": seconds})
-            if case % grid_every == 0 and len(examples) < args.grid_rows:
+            if (b, i) in shown:
                 examples.append((f"{photo}, {bucket}", truth, mask, results))
-            case += 1
             print(f"  {bucket} {photo}: " + " ".join(
                 f"{n}={rows[(bucket, n)][-1]['psnr']:.1f}dB/{rows[(bucket, n)][-1]['seconds']:.2f}s" for n in names
             ), file=sys.stderr)
