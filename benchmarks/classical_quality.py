@@ -19,7 +19,6 @@ Masks come from backend.training.masks.BUCKETS with fixed seeds.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 import time
@@ -36,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 from backend.classical.diffusion import DiffusionEngine  # noqa: E402
 from backend.classical.patchmatch import PatchMatchEngine  # noqa: E402
 from backend.engines.base import InpaintOptions, Progress  # noqa: E402
+from backend.training.baselines import GmicMatchPatch, PyPatchMatch  # noqa: E402
 from backend.training.masks import BUCKETS, bucket_mask  # noqa: E402
 
 SIZE = 512
@@ -152,50 +152,14 @@ def _torch_fill(engine_cls) -> Fill:
     return fill
 
 
-def _pypatchmatch() -> Fill:
-    from patchmatch import patch_match
+def _external(cls) -> Fill:
+    """PyPatchMatch or G'MIC through the wrappers `inpaint-backend eval` uses (seed 0)."""
+    if not cls.installed():
+        raise ImportError(f"package '{cls.package}' is not installed")
+    engine = cls()
 
     def fill(image: Image, mask: Mask) -> Image:
-        patch_match.set_random_seed(0)
-        return patch_match.inpaint(image, mask, patch_size=3)  # radius 3: 7x7 patches, like ours
-
-    return fill
-
-
-@contextlib.contextmanager
-def _quiet_fds():
-    """Silence output written by native code straight to file descriptors 1 and 2."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 1)
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for fd in (*saved, devnull):
-            os.close(fd)
-
-
-def _gmic() -> Fill:
-    import gmic
-
-    interpreter = gmic.Gmic()
-
-    def fill(image: Image, mask: Mask) -> Image:
-        images = gmic.ImageList([
-            gmic.Image.from_yxc(image.astype(np.float32)),
-            gmic.Image.from_yxc((mask > 0).astype(np.float32)[:, :, None] * 255.0),
-        ])
-        # Arguments: mask, nb_scales (0 = auto), patch_size, iterations per scale,
-        # blend size, allow outer blending -- the G'MIC GUI's defaults.
-        with _quiet_fds():
-            out = interpreter.run("srand 0 inpaint_matchpatch[0] [1],0,9,10,5,1 rm[1]", images)
-        xyzc = out[0].to_numpy()  # (W, H, 1, C)
-        return np.ascontiguousarray(xyzc[:, :, 0, :].transpose(1, 0, 2)).clip(0, 255).round().astype(np.uint8)
+        return engine.run(image, mask, 0)
 
     return fill
 
@@ -210,8 +174,8 @@ def _opencv(flag: int) -> Fill:
 def available_engines() -> dict[str, Fill]:
     makers: dict[str, Callable[[], Fill]] = {
         "patchmatch": lambda: _torch_fill(PatchMatchEngine),
-        "pypatchmatch": _pypatchmatch,
-        "gmic": _gmic,
+        "pypatchmatch": lambda: _external(PyPatchMatch),
+        "gmic": lambda: _external(GmicMatchPatch),
         "telea": lambda: _opencv(cv2.INPAINT_TELEA),
         "ns": lambda: _opencv(cv2.INPAINT_NS),
         "diffusion": lambda: _torch_fill(DiffusionEngine),
