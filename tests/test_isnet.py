@@ -191,6 +191,28 @@ def test_loss_falls_when_overfitting_a_fixed_batch():
         assert last < 0.75 * first, (term, first, last)
 
 
+def test_short_recipe_learns_at_the_paper_learning_rate_in_cpu_bfloat16():
+    torch.manual_seed(0)
+    config = ISNet.resolve_config("short", {"size": 32, "batch": 2, "features": "random-vgg19"})
+    assert config["lr"] == 1e-4 and config["init"] == "kaiming" and config["blocks"] == 1
+    method = ISNet(config, torch.device("cpu"))
+    w = method.nets["generator"].stage0.branches[0][0].conv_block[1].weight_orig.detach()
+    assert abs(float(w.std()) - (2 / w[0].numel()) ** 0.5) < 0.2 * (2 / w[0].numel()) ** 0.5  # He-normal scale
+    ctx = StepContext(method.build_optimizers(), torch.device("cpu"), amp=False, cpu_bf16=True)
+    image = torch.from_numpy(np.stack([photo_like(32, 32, seed=s) for s in (3, 4)])).permute(0, 3, 1, 2).float() / 255
+    hole = torch.zeros(2, 1, 32, 32)
+    hole[0, :, 8:20, 6:22] = 1
+    hole[1, :, 4:14, 10:30] = 1
+    history = [method.train_step(image, hole, ctx, step)["l1"] for step in range(30)]
+    assert np.isfinite(history).all()
+    assert np.mean(history[-5:]) < 0.6 * np.mean(history[:5]), history
+
+
+def test_unknown_init_is_refused():
+    with pytest.raises(ValueError, match="init must be"):
+        Generator(1, "xavier")
+
+
 @pytest.mark.parametrize("prefix", ["", "module."])
 def test_import_official_checkpoint_is_exact(tmp_path, prefix):
     from backend.methods.engine import LearnedEngine

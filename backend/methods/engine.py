@@ -26,6 +26,8 @@ class LearnedEngine(Engine):
         self.id, self.method, self.meta = name, cls.id, meta
         self.description = meta.get("description") or cls.description
         self.model = cls(meta["config"], self.device)
+        # Serving needs only the inference networks: drop discriminators and the like.
+        self.model.nets = {k: v for k, v in self.model.nets.items() if k in cls.inference_networks}
         state = load_file(str(weights), device="cpu")
         for net_name in cls.inference_networks:
             prefix = f"{net_name}."

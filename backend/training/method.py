@@ -19,15 +19,20 @@ from torch import nn
 class StepContext:
     """Backward passes and optimiser steps with AMP loss scaling applied uniformly."""
 
-    def __init__(self, optimizers: dict[str, torch.optim.Optimizer], device: torch.device, amp: bool):
+    def __init__(self, optimizers: dict[str, torch.optim.Optimizer], device: torch.device, amp: bool,
+                 cpu_bf16: bool = False):
         self.optimizers = optimizers
         self.device = device
         self.amp = amp and device.type == "cuda"
+        # bfloat16 on CPUs with native bf16 (AVX512-BF16, AMX): ~1.4x faster convs, no loss scaling needed.
+        self.cpu_bf16 = cpu_bf16 and device.type == "cpu"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
 
     def autocast(self):
         if self.amp:
             return torch.autocast("cuda", dtype=torch.float16)
+        if self.cpu_bf16:
+            return torch.autocast("cpu", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     def step(self, name: str, loss: torch.Tensor) -> None:

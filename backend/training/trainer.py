@@ -29,7 +29,7 @@ from backend.training.metrics import all_metrics
 DEFAULTS: dict[str, Any] = {
     "size": 256, "batch": 8, "steps": 10000, "seed": 0, "val_every": 500, "save_every": 1000, "log_every": 10,
     "val_fraction": 0.15, "val_per_photo": 2, "mask_ratio": [0.1, 0.5],
-    "mask_kinds": {"strokes": 0.5, "boxes": 0.2, "blobs": 0.3}, "ema": 0.0, "amp": True, "workers": 2,
+    "mask_kinds": {"strokes": 0.5, "boxes": 0.2, "blobs": 0.3}, "ema": 0.0, "amp": True, "cpu_bf16": False, "workers": 2,
 }
 
 
@@ -168,7 +168,7 @@ class Trainer:
         method = self.cls(cfg, d.device)
         optimizers = method.build_optimizers()
         schedulers = method.build_schedulers(optimizers)
-        ctx = StepContext(optimizers, d.device, bool(cfg["amp"]))
+        ctx = StepContext(optimizers, d.device, bool(cfg["amp"]), bool(cfg.get("cpu_bf16")))
         ema = EMA(method.nets["generator"], cfg["ema"]) if cfg.get("ema") else None
         step, log = 0, []
         if self.resumed:

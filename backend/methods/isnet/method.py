@@ -35,7 +35,7 @@ class ISNet(Method):
     multiple = Generator.multiple
 
     def build_networks(self):
-        return {"generator": Generator(int(self.config.get("blocks", 4))), "discriminator": Discriminator()}
+        return {"generator": Generator(int(self.config.get("blocks", 4)), self.config.get("init", "official")), "discriminator": Discriminator()}
 
     def build_optimizers(self):
         betas = tuple(float(b) for b in self.config["betas"])  # JSON may give ints; Adam wants floats
