@@ -1,0 +1,97 @@
+"""Inference time of a learned method's generator next to the classical engine and Telea, in one run.
+
+The network is built from the method's recipe (weights do not change the time), run on one
+size x size photo with a 20 % stroke mask, after warm-up; the median of --repeats runs is
+reported in ms, in fp32 and in the reduced precisions the device offers (CUDA: fp16 and bf16,
+CPU: bf16 autocast), with the ratio to patchmatch and Telea measured on the same image.
+
+    python benchmarks/method_speed.py --method isnet --set blocks=4 [--size 512] [--device cpu]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from backend.engines.base import InpaintOptions, Progress  # noqa: E402
+from backend.engines.registry import Registry  # noqa: E402
+from backend.methods import get_method  # noqa: E402
+from backend.service import pick_device  # noqa: E402
+from backend.training.baselines import OpenCVTelea  # noqa: E402
+from backend.training.masks import generate_mask  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from api_latency import photo  # noqa: E402
+
+
+def median_ms(fn, repeats: int, device: torch.device) -> float:
+    fn()  # warm-up: kernels, caches, allocator
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--method", required=True)
+    ap.add_argument("--recipe", default=None)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="recipe override (JSON value)")
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args()
+
+    device = pick_device(args.device)
+    overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
+    cls = get_method(args.method)
+    model = cls(cls.resolve_config(args.recipe, overrides), device)
+    for net in model.nets.values():
+        net.eval()
+
+    rgb = photo(args.size, args.size)
+    mask = generate_mask(np.random.default_rng(0), args.size, args.size, "strokes", (0.2, 0.3))
+    image = torch.from_numpy(rgb).permute(2, 0, 1)[None].float().div(255).to(device)
+    hole = torch.from_numpy((mask > 0).astype(np.float32))[None, None].to(device)
+
+    rows = []
+    precisions = {"fp32": None}
+    if device.type == "cuda":
+        precisions.update({"fp16": torch.float16, "bf16": torch.bfloat16})
+    elif device.type == "cpu":
+        precisions["bf16"] = torch.bfloat16
+    for name, dtype in precisions.items():
+        def run(dtype=dtype):
+            with torch.inference_mode(), torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                model.inpaint(image * (1 - hole), hole)
+        rows.append((f"{args.method} {name}", median_ms(run, args.repeats, device)))
+
+    options = InpaintOptions(seed=0)
+    engine = Registry(None, device).get("patchmatch")
+    rows.append(("patchmatch", median_ms(lambda: engine.inpaint(image, hole, options, Progress()), args.repeats, device)))
+    telea = OpenCVTelea(torch.device("cpu"))
+    rows.append(("telea", median_ms(lambda: telea.inpaint(image.cpu(), hole.cpu(), options, Progress()), args.repeats, device)))
+
+    pm, tl = rows[-2][1], rows[-1][1]
+    print(f"{args.size}x{args.size}, {device} ({torch.get_num_threads()} threads), median of {args.repeats}, config {overrides}")
+    print("| engine | ms | x patchmatch | x telea |\n|---|---|---|---|")
+    for name, ms in rows:
+        print(f"| {name} | {ms:.0f} | {ms / pm:.2f} | {ms / tl:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
