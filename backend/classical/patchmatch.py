@@ -306,7 +306,10 @@ def complete(
         # Each level is worked on mirror-padded, so border pixels get whole patches.
         est = _pad(estimate, r)[0]
         hole_b = _pad(hl, r)[0, 0] > 0.5
-        queries = _dilate(hole_b, r)  # centres of all patches that overlap the hole
+        # Centres of all patches that overlap the hole, kept whole patches inside the padded
+        # level: a hole at the image border, mirrored into the pad, would otherwise put
+        # centres within r of the edge (the r of padding already lets every real pixel be one).
+        queries = _dilate(hole_b, r) & valid_centres(torch.ones_like(hole_b), patch_size)
         source = ~hole_b
         if band is not None:
             source &= _dilate(hole_b, max(band >> level, 2 * patch_size))
