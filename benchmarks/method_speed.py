@@ -10,7 +10,6 @@ CPU: bf16 autocast), with the ratio to patchmatch and Telea measured on the same
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -21,6 +20,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from backend.cli import _parse_set  # noqa: E402
 from backend.engines.base import InpaintOptions, Progress  # noqa: E402
 from backend.engines.registry import Registry  # noqa: E402
 from backend.methods import get_method  # noqa: E402
@@ -57,7 +57,7 @@ def main() -> None:
     args = ap.parse_args()
 
     device = pick_device(args.device)
-    overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
+    overrides = _parse_set(args.set)  # the same KEY=VALUE rules as `inpaint-backend train --set`
     cls = get_method(args.method)
     model = cls(cls.resolve_config(args.recipe, overrides), device)
     for net in model.nets.values():
