@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--size", type=int, default=512, help="photos are centre-cropped and resized to this square")
     e.add_argument("--max-photos", type=int, default=None)
     e.add_argument("--seed", type=int, default=0, help="mask seed: the same seed gives the same masks")
+    e.add_argument("--buckets", default=None,
+                   help="comma-separated mask buckets (default: the strokes and blobs buckets; also 'centre 1/9', 'boxes 5-20%%')")
     e.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"])
     e.add_argument("--models-dir", default="models")
 
@@ -175,10 +177,17 @@ def run_eval(args: argparse.Namespace) -> int:
     from backend.engines.registry import Registry
     from backend.service import pick_device
     from backend.training.evaluate import run_eval as evaluate
+    from backend.training.masks import BUCKETS, EXTRA_BUCKETS
 
+    buckets = [b.strip() for b in args.buckets.split(",") if b.strip()] if args.buckets else None
+    known = {**BUCKETS, **EXTRA_BUCKETS}
+    unknown = [b for b in buckets or [] if b not in known]
+    if unknown:
+        print(f"error: unknown bucket(s) {', '.join(unknown)} (known: {', '.join(known)})", file=sys.stderr)
+        return 2
     registry = Registry(args.models_dir, pick_device(args.device))
     result = evaluate([m.strip() for m in args.models.split(",") if m.strip()], args.data, args.out, registry,
-                      args.size, args.max_photos, seed=args.seed)
+                      args.size, args.max_photos, buckets=buckets, seed=args.seed)
     print(result["markdown"])
     print(f"written: {args.out / 'eval.md'}, {args.out / 'eval.json'}, {args.out / 'eval_grid.png'}")
     return 0

@@ -49,6 +49,8 @@ def test_eval_numbers_match_an_independent_computation(photos):
         assert row["psnr"] == pytest.approx(10 * np.log10(1 / mse), abs=1e-3)
         assert row["l1"] == pytest.approx(np.abs(out - gt)[hole].mean(), abs=1e-5)
         assert row["ssim"] == pytest.approx(independent_ssim(out, gt)[hole].mean(), abs=1e-4)
+        assert row["psnr_image"] == pytest.approx(10 * np.log10(1 / ((out - gt) ** 2).mean()), abs=1e-3)
+        assert row["ssim_image"] == pytest.approx(independent_ssim(out, gt).mean(), abs=1e-4)
         assert np.array_equal(out[~hole], gt[~hole])  # only the hole was touched
     table = summarize(scores)
     diffusion = [r["psnr"] for r in scores.rows if r["engine"] == "diffusion" and r["bucket"] == "blobs 5-15%"]
@@ -65,3 +67,14 @@ def test_eval_command_writes_table_json_and_grid(photos, tmp_path, capsys):
     assert len(data["rows"]) == 2 * 5 * 2
     grid = cv2.imread(str(out / "eval_grid.png"))
     assert grid.shape[0] > 5 * 64 and grid.shape[1] > 4 * 64  # 5 buckets x (input, 2 engines, truth)
+
+
+def test_eval_command_runs_the_extra_buckets_and_refuses_unknown_ones(photos, tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main(["eval", "--models", "telea", "--data", str(photos), "--out", str(out), "--size", "24",
+                 "--buckets", "centre 1/9,boxes 5-20%", "--models-dir", str(tmp_path)]) == 0
+    data = json.loads((out / "eval.json").read_text())
+    assert data["buckets"] == ["centre 1/9", "boxes 5-20%"] and len(data["rows"]) == 2 * 2
+    assert "Whole image" in (out / "eval.md").read_text()
+    assert main(["eval", "--models", "telea", "--data", str(photos), "--out", str(out), "--buckets", "circles"]) == 2
+    assert "unknown bucket" in capsys.readouterr().err

@@ -2,12 +2,12 @@
 import numpy as np
 import pytest
 
-from backend.training.masks import BUCKETS, bucket_mask, generate_mask, hole_ratio
+from backend.training.masks import BUCKETS, EXTRA_BUCKETS, bucket_mask, generate_mask, hole_ratio
 
 
-@pytest.mark.parametrize("bucket", list(BUCKETS))
+@pytest.mark.parametrize("bucket", list(BUCKETS) + ["boxes 5-20%"])
 def test_bucket_masks_land_in_their_ratio_range(bucket):
-    kind, (lo, hi) = BUCKETS[bucket]
+    kind, (lo, hi) = {**BUCKETS, **EXTRA_BUCKETS}[bucket]
     for seed in range(40):
         mask = bucket_mask(bucket, seed, 128, 160)
         assert mask.shape == (128, 160) and mask.dtype == np.uint8
@@ -59,3 +59,13 @@ def test_bad_ranges_are_refused(ratio):
 def test_unknown_kind_is_refused():
     with pytest.raises(ValueError):
         generate_mask(np.random.default_rng(0), 32, 32, "spirals", (0.1, 0.2))
+
+
+def test_centre_mask_is_the_centred_square_of_the_ratio():
+    for size, side in ((24, 8), (512, 171), (9, 3)):
+        mask = bucket_mask("centre 1/9", 0, size, size)
+        ys, xs = np.nonzero(mask)
+        assert ys.max() - ys.min() + 1 == side == xs.max() - xs.min() + 1 and np.count_nonzero(mask) == side * side
+        assert abs((ys.min() + ys.max()) / 2 - (size - 1) / 2) <= 0.5  # centred
+    with pytest.raises(ValueError, match="unknown bucket"):
+        bucket_mask("circles", 0)

@@ -45,7 +45,7 @@ def test_new_checkpoint_is_served_without_restart(client):
     write_checkpoint(folder, "red", [1.0, 0.0, 0.0])
     entry = next(m for m in c.get("/api/v1/models").json["models"] if m["id"] == "red")
     assert entry["status"] == "ready" and entry["kind"] == "learned" and entry["metrics"] == {"psnr": 20.0}
-    assert entry["size"] == {"multiple": 8, "minimum": 8, "native": 32}
+    assert entry["size"] == {"multiple": 8, "minimum": 8, "native": 32, "fixed": False}
     r = fill(c, "red")
     assert r.status_code == 200
     red = decode(r.data)[8:16, 8:16].astype(int)

@@ -71,9 +71,28 @@ def test_killed_run_resumes_to_the_same_weights(photos, tmp_path):
     meta = json.loads((tmp_path / "broken.json").read_text())
     assert meta["step"] == 60 and meta["method"] == "tiny" and meta["versions"]["torch"] == torch.__version__
     assert meta["training"]["data"]["train_photos"] + meta["training"]["data"]["val_photos"] == 6
-    assert set(meta["metrics"]) == {"psnr", "ssim", "l1"}
+    assert set(meta["metrics"]) == {"psnr", "ssim", "l1", "psnr_image", "ssim_image"}
     assert (tmp_path / "broken.train" / "curves.png").stat().st_size > 1000
     assert list((tmp_path / "broken.train" / "samples").glob("*.png"))
+
+
+def test_terminated_run_saves_where_it_stopped(photos, tmp_path):
+    out = tmp_path / "term"
+    steps = ["--steps", "100000", "--set", "save_every=100000", "--set", "val_every=100000", "--set", "workers=0"]
+    proc = subprocess.Popen(RUN + train_cmd(photos, out, *steps), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    seen = []
+    reader = threading.Thread(target=lambda: seen.extend(iter(lambda: proc.stdout.read(1), b"")), daemon=True)
+    reader.start()
+    deadline = time.time() + 120
+    while time.time() < deadline and b"5/100000" not in b"".join(seen):  # the bar shows steps done
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)  # what `kill` and job schedulers send
+    proc.wait(timeout=60)
+    reader.join(timeout=10)
+    text = b"".join(seen).decode(errors="replace")
+    assert "interrupted: saving step" in text, text[-2000:]
+    step = json.loads((tmp_path / "term.train" / "latest.json").read_text())["step"]
+    assert 5 <= step < 100000 and (tmp_path / "term.json").exists()
 
 
 def test_refuses_to_overwrite_a_run_and_to_resume_nothing(photos, tmp_path):
@@ -181,3 +200,23 @@ def test_resume_never_unpickles_code(photos, tmp_path):
     with pytest.raises(Exception, match="(?i)weights_only|unpickl"):
         main(train_cmd(photos, out, "--resume", "--steps", "4"))
     assert not marker.exists()
+
+
+def test_scene_crops_and_rotations(tmp_path):
+    from backend.training.data import MaskSpec, TrainingPhotos
+
+    ramp = np.zeros((200, 300, 3), np.uint8)
+    ramp[:, :, 2] = np.linspace(0, 255, 300)[None, :]  # red (BGR on disk) rises left to right
+    cv2.imwrite(str(tmp_path / "ramp.png"), ramp)
+    masks = MaskSpec({"centre": 1.0}, (1 / 9, 1 / 9))
+    details = TrainingPhotos([tmp_path / "ramp.png"], 24, masks, seed=0)
+    scenes = TrainingPhotos([tmp_path / "ramp.png"], 24, masks, seed=0, crop_fraction=(1.0, 1.0))
+    turned = TrainingPhotos([tmp_path / "ramp.png"], 24, masks, seed=0, crop_fraction=(1.0, 1.0), rotate=45)
+    assert torch.equal(scenes[3][0], scenes[3][0]) and scenes[3][0].shape == (3, 24, 24)
+    assert int(scenes[3][1].sum()) == 64  # the paper's 8x8 centre hole
+    span = lambda t: float(t[0].max() - t[0].min())  # noqa: E731 - red range across the crop
+    # A crop of the whole shorter side spans 200 of 300 px of the ramp; the default crops are 24-96 px.
+    assert all(span(scenes[k][0]) > 0.55 for k in range(5)) and all(span(details[k][0]) < 0.4 for k in range(5))
+    # Unturned, red is constant down each column; turned crops vary down the columns.
+    down = lambda t: float(t[0].std(dim=0).mean())  # noqa: E731
+    assert max(down(scenes[k][0]) for k in range(5)) < 1e-3 and max(down(turned[k][0]) for k in range(5)) > 0.02

@@ -35,14 +35,22 @@ class SizeRules:
     native:   the resolution the engine works best at; crops whose longer side
               exceeds it are scaled down to it and the result scaled back up.
               None means the engine works at any resolution.
+    fixed:    the engine takes exactly native x native (a fully connected
+              bottleneck, say): every crop is made square with real context
+              where the image has it and scaled to that size, up or down.
     """
 
     multiple: int = 1
     minimum: int = 1
     native: int | None = None
+    fixed: bool = False
+
+    def __post_init__(self):
+        if self.fixed and not self.native:
+            raise ValueError("a fixed input size needs native")
 
     def as_dict(self) -> dict[str, Any]:
-        return {"multiple": self.multiple, "minimum": self.minimum, "native": self.native}
+        return {"multiple": self.multiple, "minimum": self.minimum, "native": self.native, "fixed": self.fixed}
 
 
 @dataclass(frozen=True)

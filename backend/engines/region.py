@@ -88,19 +88,23 @@ def group_boxes(hole: np.ndarray, context: int | None, limit: tuple[int, int], o
 def plan_crop(box: Box, engine: Engine, limit: tuple[int, int]) -> Plan:
     rules = engine.size
     x0, y0, x1, y1 = box
-    # Grow small crops to the engine's minimum with real context when the image has it.
+    # Grow small crops to the engine's minimum with real context when the image has it;
+    # a fixed-size engine gets a square crop so scaling it keeps the aspect.
     for axis in (0, 1):
         lo, hi = (x0, x1) if axis == 0 else (y0, y1)
-        need = rules.minimum - (hi - lo)
+        want = max(x1 - x0, y1 - y0) if rules.fixed else rules.minimum
+        need = want - (hi - lo)
         if need > 0:
             lo = max(0, lo - need // 2)
-            hi = min(limit[axis], lo + rules.minimum)
-            lo = max(0, hi - rules.minimum)
+            hi = min(limit[axis], lo + want)
+            lo = max(0, hi - want)
         if axis == 0:
             x0, x1 = lo, hi
         else:
             y0, y1 = lo, hi
     w, h = x1 - x0, y1 - y0
+    if rules.fixed:  # where the image is too narrow for a square, the crop is stretched
+        return Plan((x0, y0, x1, y1), (rules.native, rules.native), (0, 0))
     scale = 1.0
     if rules.native is not None and max(w, h) > rules.native:
         scale = rules.native / max(w, h)

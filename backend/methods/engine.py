@@ -13,8 +13,9 @@ from backend.methods import get_method
 
 def size_rules(meta: dict[str, Any]) -> SizeRules:
     """Size rules of a checkpoint, known from its metadata without loading weights."""
-    multiple = get_method(meta["method"]).multiple
-    return SizeRules(multiple=multiple, minimum=multiple, native=int(meta.get("config", {}).get("size", 256)))
+    cls = get_method(meta["method"])
+    return SizeRules(multiple=cls.multiple, minimum=cls.multiple, native=int(meta.get("config", {}).get("size", 256)),
+                     fixed=cls.fixed_size)
 
 
 class LearnedEngine(Engine):

@@ -64,10 +64,19 @@ class MaskSpec:
 
 
 class TrainingPhotos(Dataset):
-    """Random crops at random scales with random flips and fresh masks; item k is fixed by (seed, k)."""
+    """Random crops at random scales with random flips (and, when asked, rotations) and fresh masks.
 
-    def __init__(self, photos: list[Path], size: int, masks: MaskSpec, seed: int, scale: tuple[float, float] = (0.25, 1.0)):
+    Item k is fixed by (seed, k). By default a crop covers size/s source pixels with the
+    scale s in `scale` (textures and details at about their own size); `crop_fraction`
+    instead makes a crop cover that fraction of the photo's shorter side (whole-scene
+    thumbnails, as papers that train on tiny images do). `rotate` turns each crop by up
+    to that many degrees, filling the corners by reflection.
+    """
+
+    def __init__(self, photos: list[Path], size: int, masks: MaskSpec, seed: int, scale: tuple[float, float] = (0.25, 1.0),
+                 crop_fraction: tuple[float, float] | None = None, rotate: float = 0.0):
         self.photos, self.size, self.masks, self.seed, self.scale = photos, size, masks, seed, scale
+        self.crop_fraction, self.rotate = crop_fraction, float(rotate)
         self.shapes = [_shape(p) for p in photos]
 
     def __len__(self) -> int:
@@ -77,16 +86,24 @@ class TrainingPhotos(Dataset):
         rng = np.random.default_rng([self.seed, k])
         i = int(rng.integers(len(self.photos)))
         h, w = self.shapes[i]
-        # Scale s: the crop covers size/s source pixels; never upsample past 1:1 by much.
-        lo = max(self.scale[0], self.size / min(h, w))
-        s = float(np.exp(rng.uniform(np.log(lo), np.log(max(lo, self.scale[1])))))
+        if self.crop_fraction:
+            f = float(np.exp(rng.uniform(np.log(self.crop_fraction[0]), np.log(self.crop_fraction[1]))))
+            s = min(1.0, self.size / (f * min(h, w)))
+        else:
+            # Scale s: the crop covers size/s source pixels; never upsample past 1:1 by much.
+            lo = max(self.scale[0], self.size / min(h, w))
+            s = float(np.exp(rng.uniform(np.log(lo), np.log(max(lo, self.scale[1])))))
         reduce = max([r for r in (1, 2, 4, 8) if r <= 1 / s] or [1])
         img = read_rgb(self.photos[i], reduce)
         s_left = s * reduce  # remaining scale after the reduced decode
         crop = min(int(round(self.size / s_left)), img.shape[0], img.shape[1])
         y = int(rng.integers(img.shape[0] - crop + 1))
         x = int(rng.integers(img.shape[1] - crop + 1))
-        patch = cv2.resize(img[y:y + crop, x:x + crop], (self.size, self.size), interpolation=cv2.INTER_AREA)
+        patch = img[y:y + crop, x:x + crop]
+        if self.rotate:
+            turn = cv2.getRotationMatrix2D(((crop - 1) / 2, (crop - 1) / 2), rng.uniform(-self.rotate, self.rotate), 1.0)
+            patch = cv2.warpAffine(patch, turn, (crop, crop), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+        patch = cv2.resize(patch, (self.size, self.size), interpolation=cv2.INTER_AREA)
         if rng.random() < 0.5:
             patch = patch[:, ::-1]
         mask = self.masks.draw(rng, self.size)

@@ -97,13 +97,13 @@ def score(engines: list[Engine], cases: list[Case], keep_outputs: bool = False, 
 
 
 def summarize(scores: Scores) -> dict[str, dict[str, dict[str, float]]]:
-    """bucket -> engine -> mean psnr, ssim, l1, seconds."""
+    """bucket -> engine -> mean of each metric and the seconds."""
     table: dict[str, dict[str, dict[str, float]]] = {}
     for bucket in dict.fromkeys(r["bucket"] for r in scores.rows):
         table[bucket] = {}
         for engine in dict.fromkeys(r["engine"] for r in scores.rows):
             rows = [r for r in scores.rows if r["bucket"] == bucket and r["engine"] == engine]
-            table[bucket][engine] = {k: float(np.mean([r[k] for r in rows])) for k in ("psnr", "ssim", "l1", "seconds")}
+            table[bucket][engine] = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k not in ("engine", "photo", "bucket")}
     return table
 
 
@@ -120,6 +120,10 @@ def markdown(table: dict[str, dict[str, dict[str, float]]], n_photos: int, size:
             text = f"{v['psnr']:.2f} / {v['ssim']:.3f} / {v['l1']:.4f} / {v['seconds']:.2f}s"
             cells.append(f"**{text}**" if v["psnr"] == best else text)
         lines.append(f"| {bucket} | " + " | ".join(cells) + " |")
+    lines += ["", "Whole image (as some papers report; known pixels count as exact): PSNR (dB) / SSIM.", "",
+              "| bucket | " + " | ".join(engines) + " |", "|---|" + "---|" * len(engines)]
+    for bucket, row in table.items():
+        lines.append(f"| {bucket} | " + " | ".join(f"{row[e]['psnr_image']:.2f} / {row[e]['ssim_image']:.3f}" for e in engines) + " |")
     return "\n".join(lines) + "\n"
 
 

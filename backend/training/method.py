@@ -52,6 +52,7 @@ class Method(ABC):
     recipes: dict[str, dict[str, Any]] = {}  # name -> paper defaults; "paper" is the default
     inference_networks: tuple[str, ...] = ("generator",)  # what an exported checkpoint keeps
     multiple: int = 8  # serving pads crops to a multiple of this
+    fixed_size: bool = False  # True: the networks take exactly the trained size (serving scales every crop to it)
 
     def __init__(self, config: dict[str, Any], device: torch.device):
         self.config = config

@@ -1,4 +1,7 @@
-"""Quality measured on the hole only: PSNR, SSIM and L1, per image.
+"""Quality measured on the hole: PSNR, SSIM and L1, per image; and PSNR and SSIM of the whole image.
+
+The whole-image numbers are what some papers report (known pixels count as
+perfect there, so they run higher); the hole numbers are what we compare on.
 
 All take (B,3,H,W) tensors in [0,1] and a (B,1,H,W) hole mask and return a
 (B,) tensor, so training validation, `eval` and the benchmarks report the
@@ -55,5 +58,7 @@ def hole_ssim(pred: torch.Tensor, target: torch.Tensor, hole: torch.Tensor) -> t
 
 
 def all_metrics(pred: torch.Tensor, target: torch.Tensor, hole: torch.Tensor) -> dict[str, torch.Tensor]:
+    everywhere = torch.ones_like(hole)
     return {"psnr": hole_psnr(pred, target, hole), "ssim": hole_ssim(pred, target, hole),
-            "l1": masked_l1(pred, target, hole)}
+            "l1": masked_l1(pred, target, hole),
+            "psnr_image": hole_psnr(pred, target, everywhere), "ssim_image": hole_ssim(pred, target, everywhere)}

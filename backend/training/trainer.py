@@ -10,6 +10,8 @@ import copy
 import json
 import os
 import platform
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +32,7 @@ DEFAULTS: dict[str, Any] = {
     "size": 256, "batch": 8, "steps": 10000, "seed": 0, "val_every": 500, "save_every": 1000, "log_every": 10,
     "val_fraction": 0.15, "val_per_photo": 2, "mask_ratio": [0.1, 0.5],
     "mask_kinds": {"strokes": 0.5, "boxes": 0.2, "blobs": 0.3}, "ema": 0.0, "amp": True, "cpu_bf16": False, "workers": 2,
+    "crop_fraction": None, "rotate": 0.0,  # see TrainingPhotos
 }
 
 
@@ -142,6 +145,21 @@ def _set_rng_state(state: dict[str, torch.Tensor], device: torch.device) -> None
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
+def _term_as_interrupt():
+    """Treat SIGTERM (kill, a closed terminal, a job scheduler) like Ctrl-C, so the run saves before it ends.
+
+    Returns what puts the previous handler back. Only the main thread can set handlers.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    return lambda: signal.signal(signal.SIGTERM, previous)
+
+
 class Trainer:
     def __init__(self, opts: TrainOptions):
         self.opts = opts
@@ -192,7 +210,8 @@ class Trainer:
             train_photos, val_photos = split(find_photos(root), cfg["val_fraction"], root)
         masks = MaskSpec(cfg["mask_kinds"], tuple(cfg["mask_ratio"]))
         size, batch = int(cfg["size"]), int(cfg["batch"])
-        data = TrainingPhotos(train_photos, size, masks, cfg["seed"])
+        data = TrainingPhotos(train_photos, size, masks, cfg["seed"], crop_fraction=cfg.get("crop_fraction"),
+                              rotate=cfg.get("rotate", 0.0))
         # Sample numbers continue from the resumed step, so the data stream does too.
         order = range(step * batch * d.world + d.rank, 2**62, d.world)
         # Its own generator: creating the iterator must not draw from the RNG a resume restores.
@@ -207,6 +226,7 @@ class Trainer:
         started, images_per_s, last = time.perf_counter(), 0.0, time.perf_counter()
         metrics: dict[str, float] = next((r["val"] for r in reversed(log) if "val" in r), {})
         it = iter(loader)
+        restore_term = _term_as_interrupt()
         try:
             while step < cfg["steps"]:
                 image, hole = (t.to(d.device, non_blocking=True) for t in next(it))
@@ -238,6 +258,7 @@ class Trainer:
                 self._save(method, optimizers, schedulers, ctx, ema, step, log, metrics, images_per_s)
             raise
         finally:
+            restore_term()
             bar.close()
             d.close()
         return {"step": step, "metrics": metrics, "seconds": time.perf_counter() - started, "images_per_s": images_per_s,

@@ -1,0 +1,151 @@
+"""Neural-features GAN: the paper's tables, learning, and serving any image and selection through the fixed size."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import photo_like
+from torch import nn
+
+from backend.engines.base import Engine, SizeRules
+from backend.engines.region import fill_region, plan_crop
+from backend.engines.registry import Registry
+from backend.methods import get_method
+from backend.methods.nfgan.method import local_windows
+from backend.methods.nfgan.model import GLOBAL_D, LOCAL_D, Discriminator, Generator, SameConv, pooled_sizes
+from backend.request import FillRequest, Output
+from backend.training import checkpoint
+from backend.training.masks import bucket_mask, generate_mask
+from backend.training.method import StepContext
+
+NFGAN = get_method("nfgan")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def convs(net: nn.Module) -> list[nn.Module]:
+    return [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+
+
+def test_generator_follows_tables_1_and_2():
+    g = Generator(64)
+    assert [c.out_channels for c in convs(g)] == [32, 64, 128, 256, 64, 64, 32, 32, 3]
+    assert all(c.kernel_size == (3, 3) and c.stride == (1, 1) for c in convs(g))
+    # At 64x64 the bottleneck is exactly Table 1's: 256 x 4 x 4 = 4096 -> fc 1024 -> defc 4096.
+    assert (g.fc[0].in_features, g.fc[0].out_features, g.defc[0].out_features) == (4096, 1024, 4096)
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in g.modules()) == 8  # BN after every hidden conv
+    # The paper's 24x24: ceil pooling 24 -> 12 -> 6 -> 3 -> 2 and back up to 24.
+    assert pooled_sizes(24) == [24, 12, 6, 3, 2]
+    g24 = Generator(24).eval()
+    with torch.no_grad():
+        out = g24(torch.rand(2, 3, 24, 24), torch.zeros(2, 1, 24, 24))
+    assert out.shape == (2, 3, 24, 24) and 0 <= out.min() and out.max() <= 1
+    with pytest.raises(ValueError, match="24x24"):
+        g24(torch.rand(1, 3, 32, 32), torch.zeros(1, 1, 32, 32))
+
+
+def test_discriminators_follow_tables_3_and_4_at_any_size():
+    dg, dl = Discriminator(GLOBAL_D), Discriminator(LOCAL_D)
+    assert [(c.kernel_size[0], c.stride[0], c.out_channels) for c in convs(dg)] == list(GLOBAL_D)
+    assert [c.out_channels for c in convs(dg)] == [32, 32, 64, 128, 256, 128, 1]
+    assert [c.out_channels for c in convs(dl)] == [64, 64, 128, 256, 1]
+    assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in list(dg.modules()) + list(dl.modules()))
+    assert dg(torch.rand(2, 3, 24, 24)).shape == (2, 1, 1, 1)
+    assert dg(torch.rand(2, 3, 64, 64)).shape == (2, 1, 2, 2)
+    assert dl(torch.rand(2, 3, 8, 8)).shape == (2, 1, 1, 1)
+    for n in range(1, 10):  # "same" padding: stride 2 gives ceil(n / 2) for odd and even sizes alike
+        assert SameConv(1, 1, 4, 2)(torch.rand(1, 1, n, n)).shape[-1] == -(-n // 2)
+
+
+def test_the_paper_recipe_trains_on_a_centre_hole_of_8_in_24():
+    cfg = NFGAN.resolve_config("paper", {})
+    assert cfg["size"] == 24 and cfg["mask_kinds"] == {"centre": 1.0}
+    assert (cfg["w_global"], cfg["w_local"], cfg["w_feature"]) == (200.0, 200.0, 0.05)
+    mask = generate_mask(np.random.default_rng(0), 24, 24, "centre", tuple(cfg["mask_ratio"]))
+    assert np.array_equal(np.argwhere(mask > 0).min(0), [8, 8]) and np.array_equal(np.argwhere(mask > 0).max(0), [15, 15])
+    assert np.count_nonzero(bucket_mask("centre 1/9", 3, 24, 24)) == 64
+    assert NFGAN.resolve_config("large", {})["size"] == 64
+
+
+def test_local_windows_sit_on_the_hole_and_inside_the_image():
+    hole = torch.zeros(3, 1, 24, 24)
+    hole[0, :, 0:2, 0:2] = 1  # corner
+    hole[1, :, 20:24, 10:14] = 1  # bottom edge
+    hole[2, :, 8:16, 8:16] = 1
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        for i, (y, x) in enumerate(local_windows(hole, 8, gen)):
+            assert 0 <= y <= 16 and 0 <= x <= 16
+            assert hole[i, 0, y:y + 8, x:x + 8].sum() > 0
+
+
+def test_loss_falls_when_overfitting_a_tiny_fixed_batch():
+    torch.manual_seed(0)
+    method = NFGAN(NFGAN.resolve_config("paper", {"batch": 4}), torch.device("cpu"))
+    ctx = StepContext(method.build_optimizers(), torch.device("cpu"), amp=False)
+    image = torch.from_numpy(np.stack([photo_like(24, 24, seed=s) for s in range(4)])).permute(0, 3, 1, 2).float() / 255
+    hole = torch.zeros(4, 1, 24, 24)
+    hole[..., 8:16, 8:16] = 1
+    history = [method.train_step(image, hole, ctx, step) for step in range(40)]
+    assert set(history[0]) == {"g", "l2", "adv_global", "adv_local", "neural", "d_global", "d_local"}
+    assert all(np.isfinite(v) for h in history for v in h.values())
+    for term in ("g", "l2", "neural"):
+        first, last = np.mean([h[term] for h in history[:3]]), np.mean([h[term] for h in history[-5:]])
+        assert last < 0.5 * first, (term, first, last)
+
+
+class FixedProbe(Engine):
+    """Records what the region pipeline hands a fixed-size engine."""
+
+    id = "probe"
+    size = SizeRules(native=24, fixed=True)
+
+    def __init__(self):
+        super().__init__("cpu")
+        self.seen = []
+
+    def inpaint(self, image, hole, options, progress):
+        self.seen.append(tuple(image.shape[-2:]))
+        return image
+
+
+def test_fixed_size_engines_get_square_context_scaled_to_their_size():
+    probe = FixedProbe()
+    plan = plan_crop((100, 40, 140, 60), probe, (400, 300))  # a wide 40x20 box: grown to a 40x40 square
+    assert (plan.box[2] - plan.box[0], plan.box[3] - plan.box[1]) == (40, 40) and plan.work == (24, 24) and plan.pad == (0, 0)
+    plan = plan_crop((0, 0, 30, 10), probe, (30, 10))  # no room for a square: stretched, still 24x24
+    assert plan.box == (0, 0, 30, 10) and plan.work == (24, 24)
+    image = photo_like(90, 130, seed=1)
+    mask = np.zeros((90, 130), np.float32)
+    mask[5:9, 100:125] = 1
+    fill_region(probe, FillRequest(image, mask, output=Output.IMAGE))
+    assert probe.seen == [(24, 24)]
+    with pytest.raises(ValueError, match="native"):
+        SizeRules(fixed=True)
+
+
+@pytest.mark.parametrize("shape, hole", [((300, 200), (150, 180, 20, 12)), ((17, 41), (2, 30, 6, 9)), ((64, 64), (0, 0, 64, 3)),
+                                         ((500, 700), (40, 60, 300, 200))])
+def test_served_through_the_registry_for_any_image_and_selection(tmp_path, shape, hole):
+    torch.manual_seed(0)
+    config = NFGAN.resolve_config("paper", {})
+    method = NFGAN(config, torch.device("cpu"))
+    checkpoint.export(tmp_path / "nfgan-test", checkpoint.network_tensors(method.nets, NFGAN.inference_networks),
+                      {"method": "nfgan", "config": {**config, "method": "nfgan"}, "step": 0})
+    registry = Registry(tmp_path, torch.device("cpu"))
+    engine = registry.get("nfgan-test")
+    assert engine.size.fixed and engine.size.native == 24 and set(engine.model.nets) == {"generator"}
+    h, w = shape
+    y, x, mh, mw = hole
+    image = photo_like(h, w, seed=2)
+    mask = np.zeros((h, w), np.float32)
+    mask[y:y + mh, x:x + mw] = 1
+    out = fill_region(engine, FillRequest(image, mask, output=Output.IMAGE)).pixels
+    assert out.shape == image.shape
+    assert np.array_equal(out[mask == 0], image[mask == 0]) and not np.array_equal(out[mask > 0], image[mask > 0])
