@@ -69,3 +69,12 @@ def test_centre_mask_is_the_centred_square_of_the_ratio():
         assert abs((ys.min() + ys.max()) / 2 - (size - 1) / 2) <= 0.5  # centred
     with pytest.raises(ValueError, match="unknown bucket"):
         bucket_mask("circles", 0)
+
+
+@pytest.mark.parametrize("kind", ["strokes", "boxes"])
+def test_a_target_just_under_the_upper_bound_still_ends(kind):
+    # Seed 1074's first draw aims at 1638.2 of 4096 pixels under a 0.4 bound (1638.4): rounding the
+    # target up used to ask for 1639 pixels while refusing more than 1638, and the loop never ended.
+    assert np.random.default_rng(1074).uniform(0.05, 0.4) * 4096 > 1638
+    mask = generate_mask(np.random.default_rng(1074), 64, 64, kind, (0.05, 0.4))
+    assert 0.05 <= hole_ratio(mask) <= 0.4

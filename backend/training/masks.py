@@ -74,8 +74,9 @@ def _accumulate(
     lo, hi = _check(height, width, ratio)
     total = height * width
     target = rng.uniform(lo, hi)  # aim anywhere in the range so coverage varies
-    need = max(math.ceil(target * total), math.ceil(lo * total))
     limit = math.floor(hi * total)
+    # A target just under hi can round up past the limit: cap it, or the loop never ends.
+    need = min(max(math.ceil(target * total), math.ceil(lo * total)), limit)
     mask = np.zeros((height, width), np.uint8)
     covered = 0
     overshoots = 0
