@@ -78,15 +78,16 @@ def test_killed_run_resumes_to_the_same_weights(photos, tmp_path):
 
 def test_terminated_run_saves_where_it_stopped(photos, tmp_path):
     out = tmp_path / "term"
-    steps = ["--steps", "100000", "--set", "save_every=100000", "--set", "val_every=100000", "--set", "workers=0"]
-    proc = subprocess.Popen(RUN + train_cmd(photos, out, *steps), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    steps = ["--steps", "100000", "--set", "save_every=100000", "--set", "val_every=100000", "--set", "workers=1"]
+    proc = subprocess.Popen(RUN + train_cmd(photos, out, *steps), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
     seen = []
     reader = threading.Thread(target=lambda: seen.extend(iter(lambda: proc.stdout.read(1), b"")), daemon=True)
     reader.start()
     deadline = time.time() + 120
     while time.time() < deadline and b"5/100000" not in b"".join(seen):  # the bar shows steps done
         time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)  # what `kill` and job schedulers send
+    os.killpg(proc.pid, signal.SIGTERM)  # as job schedulers do: the data worker gets it too
     proc.wait(timeout=60)
     reader.join(timeout=10)
     text = b"".join(seen).decode(errors="replace")

@@ -154,6 +154,10 @@ def _term_as_interrupt():
         return lambda: None
 
     def interrupt(signum, frame):
+        # Sent to a process group (schedulers, closed terminals), SIGTERM also ends the data workers, and the
+        # DataLoader's SIGCHLD handler would then fail the main process in the middle of its last save.
+        if hasattr(signal, "SIGCHLD"):
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, interrupt)
