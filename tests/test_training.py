@@ -164,9 +164,9 @@ def test_torchrun_two_processes_train_one_checkpoint(photos, tmp_path):
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("done: step 4") == 2  # both ranks finish ...
-    assert proc.stdout.count("val psnr") == 1  # ... but only rank 0 validates
+    assert proc.stdout.count("val psnr ") == 1  # ... but only rank 0 validates
     meta = json.loads((tmp_path / "ddp.json").read_text())
-    assert meta["step"] == 4 and set(meta["metrics"]) == {"psnr", "ssim", "l1"}
+    assert meta["step"] == 4 and set(meta["metrics"]) == {"psnr", "ssim", "l1", "psnr_image", "ssim_image"}
 
 
 def test_prepared_photo_set_keeps_test_photos_out(tmp_path):
