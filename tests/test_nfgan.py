@@ -149,3 +149,21 @@ def test_served_through_the_registry_for_any_image_and_selection(tmp_path, shape
     out = fill_region(engine, FillRequest(image, mask, output=Output.IMAGE)).pixels
     assert out.shape == image.shape
     assert np.array_equal(out[mask == 0], image[mask == 0]) and not np.array_equal(out[mask > 0], image[mask > 0])
+
+
+def test_vgg19_file_serves_as_the_feature_network_and_a_wrong_name_is_refused(tmp_path):
+    from backend.training.features import FeatureWeightsMissing, vgg19
+
+    torch.manual_seed(0)
+    path = tmp_path / "vgg19.pth"
+    torch.save({k: v for k, v in vgg19(None).state_dict().items() if k.startswith("features.")}, path)
+    method = NFGAN(NFGAN.resolve_config("paper", {"features": "vgg19", "features_path": str(path)}), torch.device("cpu"))
+    feats = method.neural_features(torch.rand(2, 3, 24, 24))
+    assert feats.shape == (2, 256, 6, 6)  # conv3_1 at a quarter of the size
+    assert len(method.features().features) == 11  # nothing past conv3_1 is built
+    missing = NFGAN(NFGAN.resolve_config("paper", {"features": "vgg19", "features_path": str(tmp_path / "none.pth")}),
+                    torch.device("cpu"))
+    with pytest.raises(FeatureWeightsMissing, match="vgg19"):
+        missing.features()
+    with pytest.raises(ValueError, match="vgg16-hed or vgg19"):
+        NFGAN(NFGAN.resolve_config("paper", {"features": "alexnet"}), torch.device("cpu")).features()
