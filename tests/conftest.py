@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 import requests
+import torch
 
 from backend.images import encode_png
 
@@ -101,3 +102,12 @@ def server(tmp_path_factory):
     s = start_server(tmp_path_factory.mktemp("server"))
     yield s
     stop_server(s)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Models of many small convolutions: on a shared 2-core box one thread avoids OpenMP contention (4x faster here)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

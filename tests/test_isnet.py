@@ -21,13 +21,7 @@ from backend.training.method import StepContext
 ISNet = get_method("isnet")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Dozens of small convolutions: on a shared 2-core box one thread avoids OpenMP contention (4x faster here).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def official_generator_state(seed: int = 0) -> dict[str, torch.Tensor]:

@@ -21,12 +21,7 @@ from backend.training.method import StepContext
 NFGAN = get_method("nfgan")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def convs(net: nn.Module) -> list[nn.Module]:
