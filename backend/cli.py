@@ -177,13 +177,12 @@ def run_eval(args: argparse.Namespace) -> int:
     from backend.engines.registry import Registry
     from backend.service import pick_device
     from backend.training.evaluate import run_eval as evaluate
-    from backend.training.masks import BUCKETS, EXTRA_BUCKETS
+    from backend.training.masks import ALL_BUCKETS
 
     buckets = [b.strip() for b in args.buckets.split(",") if b.strip()] if args.buckets else None
-    known = {**BUCKETS, **EXTRA_BUCKETS}
-    unknown = [b for b in buckets or [] if b not in known]
+    unknown = [b for b in buckets or [] if b not in ALL_BUCKETS]
     if unknown:
-        print(f"error: unknown bucket(s) {', '.join(unknown)} (known: {', '.join(known)})", file=sys.stderr)
+        print(f"error: unknown bucket(s) {', '.join(unknown)} (known: {', '.join(ALL_BUCKETS)})", file=sys.stderr)
         return 2
     registry = Registry(args.models_dir, pick_device(args.device))
     result = evaluate([m.strip() for m in args.models.split(",") if m.strip()], args.data, args.out, registry,

@@ -2,12 +2,12 @@
 import numpy as np
 import pytest
 
-from backend.training.masks import BUCKETS, EXTRA_BUCKETS, bucket_mask, generate_mask, hole_ratio
+from backend.training.masks import ALL_BUCKETS, BUCKETS, bucket_mask, generate_mask, hole_ratio
 
 
 @pytest.mark.parametrize("bucket", list(BUCKETS) + ["boxes 5-20%"])
 def test_bucket_masks_land_in_their_ratio_range(bucket):
-    kind, (lo, hi) = {**BUCKETS, **EXTRA_BUCKETS}[bucket]
+    kind, (lo, hi) = ALL_BUCKETS[bucket]
     for seed in range(40):
         mask = bucket_mask(bucket, seed, 128, 160)
         assert mask.shape == (128, 160) and mask.dtype == np.uint8

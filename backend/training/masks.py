@@ -40,6 +40,7 @@ EXTRA_BUCKETS: dict[str, tuple[str, Ratio]] = {
     "centre 1/9": ("centre", (1 / 9, 1 / 9)),  # 8x8 in 24x24: Neural-features GAN's training hole
     "boxes 5-20%": ("boxes", (0.05, 0.20)),  # rectangles of any size and place: its test-time holes
 }
+ALL_BUCKETS = {**BUCKETS, **EXTRA_BUCKETS}
 
 
 def hole_ratio(mask: np.ndarray) -> float:
@@ -225,8 +226,7 @@ def generate_mask(rng: np.random.Generator, height: int, width: int, kind: str, 
 
 def bucket_mask(name: str, seed: int, height: int = 512, width: int = 512) -> np.ndarray:
     """The fixed evaluation mask number `seed` of bucket `name` (see BUCKETS and EXTRA_BUCKETS)."""
-    known = {**BUCKETS, **EXTRA_BUCKETS}
-    if name not in known:
-        raise ValueError(f"unknown bucket {name!r}; known: {', '.join(known)}")
-    kind, ratio = known[name]
+    if name not in ALL_BUCKETS:
+        raise ValueError(f"unknown bucket {name!r}; known: {', '.join(ALL_BUCKETS)}")
+    kind, ratio = ALL_BUCKETS[name]
     return generate_mask(np.random.default_rng(seed), height, width, kind, ratio)

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from backend.methods.nfgan.model import GLOBAL_D, LOCAL_D, Discriminator, Generator
 from backend.methods.nfgan.recipe import RECIPES
-from backend.training.features import find_vgg19, vgg16_hed, vgg19
+from backend.training.features import feature_network, vgg16_hed
 from backend.training.method import Method, StepContext
 
 CONV3_1 = 10  # index in VGG `features` (methods.md §6): conv3_1 before its ReLU
@@ -70,7 +70,7 @@ class NeuralFeaturesGAN(Method):
             if name == "vgg16-hed":
                 net = vgg16_hed(path, taps=(CONV3_1,))
             elif name == "vgg19":
-                net = vgg19(torch.load(find_vgg19(path), map_location="cpu", weights_only=True), taps=(CONV3_1,))
+                net = feature_network("vgg19", path, taps=(CONV3_1,))
             else:
                 raise ValueError(f"features must be vgg16-hed or vgg19, got {name!r}")
             self._features = net.eval().requires_grad_(False).to(self.device)
@@ -116,5 +116,5 @@ class NeuralFeaturesGAN(Method):
             return G(image, hole)
         small = F.interpolate(image, size=(G.size, G.size), mode="area")
         small_hole = (F.interpolate(hole, size=(G.size, G.size), mode="area") > 1e-3).float()
-        out = G(small * (1 - small_hole), small_hole)
+        out = G(small, small_hole)  # G blanks the hole itself
         return F.interpolate(out, size=(h, w), mode="bilinear", align_corners=False).clamp(0, 1)
