@@ -56,14 +56,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="score engines on fixed masks per hole-ratio bucket")
     e.add_argument("--models", required=True,
-                   help="comma-separated engine/checkpoint ids; external baselines: telea, ns, pypatchmatch, gmic")
+                   help="comma-separated engine/checkpoint ids; external baselines: telea, ns, biharmonic, pypatchmatch, gmic")
     e.add_argument("--data", type=Path, required=True, help="folder of test photos (never ones trained on)")
     e.add_argument("--out", type=Path, default=Path("eval"), help="where eval.md, eval.json and eval_grid.png go")
     e.add_argument("--size", type=int, default=512, help="photos are centre-cropped and resized to this square")
     e.add_argument("--max-photos", type=int, default=None)
     e.add_argument("--seed", type=int, default=0, help="mask seed: the same seed gives the same masks")
     e.add_argument("--buckets", default=None,
-                   help="comma-separated mask buckets (default: the strokes and blobs buckets; also 'centre 1/9', 'boxes 5-20%%')")
+                   help="comma-separated mask buckets (default: the strokes and blobs buckets; also 'centre 1/9', "
+                        "'boxes 5-20%%' and Yeh et al.'s 'centre 1/4', 'pattern 25%%', 'pixels 80%%', 'half')")
+    e.add_argument("--option", action="append", default=[], metavar="ENGINE:KEY=VALUE",
+                   help="an engine option, e.g. --option semantic-small:iterations=300 (repeatable)")
     e.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"])
     e.add_argument("--models-dir", default="models")
 
@@ -142,14 +145,14 @@ def run_fill(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def _parse_set(items: list[str]) -> dict:
+def _parse_set(items: list[str], flag: str = "--set") -> dict:
     import json
 
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep:
-            raise SystemExit(f"--set wants KEY=VALUE, got {item!r}")
+            raise SystemExit(f"{flag} wants KEY=VALUE, got {item!r}")
         try:
             out[key] = json.loads(value)
         except ValueError:
@@ -184,9 +187,20 @@ def run_eval(args: argparse.Namespace) -> int:
     if unknown:
         print(f"error: unknown bucket(s) {', '.join(unknown)} (known: {', '.join(ALL_BUCKETS)})", file=sys.stderr)
         return 2
+    options: dict[str, dict] = {}
+    for item in args.option:
+        engine, sep, setting = item.partition(":")
+        if not sep:
+            print(f"error: --option wants ENGINE:KEY=VALUE, got {item!r}", file=sys.stderr)
+            return 2
+        options.setdefault(engine, {}).update(_parse_set([setting], "--option"))
     registry = Registry(args.models_dir, pick_device(args.device))
-    result = evaluate([m.strip() for m in args.models.split(",") if m.strip()], args.data, args.out, registry,
-                      args.size, args.max_photos, buckets=buckets, seed=args.seed)
+    try:
+        result = evaluate([m.strip() for m in args.models.split(",") if m.strip()], args.data, args.out, registry,
+                          args.size, args.max_photos, buckets=buckets, seed=args.seed, options=options)
+    except ValueError as e:  # unknown engine options or values
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print(result["markdown"])
     print(f"written: {args.out / 'eval.md'}, {args.out / 'eval.json'}, {args.out / 'eval_grid.png'}")
     return 0

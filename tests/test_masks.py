@@ -5,7 +5,7 @@ import pytest
 from backend.training.masks import ALL_BUCKETS, BUCKETS, bucket_mask, generate_mask, hole_ratio
 
 
-@pytest.mark.parametrize("bucket", list(BUCKETS) + ["boxes 5-20%"])
+@pytest.mark.parametrize("bucket", list(BUCKETS) + ["boxes 5-20%", "centre 1/4", "pattern 25%", "pixels 80%", "half"])
 def test_bucket_masks_land_in_their_ratio_range(bucket):
     kind, (lo, hi) = ALL_BUCKETS[bucket]
     for seed in range(40):
@@ -15,7 +15,7 @@ def test_bucket_masks_land_in_their_ratio_range(bucket):
         assert lo <= hole_ratio(mask) <= hi, (bucket, seed, hole_ratio(mask))
 
 
-@pytest.mark.parametrize("kind", ["strokes", "boxes", "blobs"])
+@pytest.mark.parametrize("kind", ["strokes", "boxes", "blobs", "pattern", "pixels"])
 @pytest.mark.parametrize("ratio", [(0.02, 0.05), (0.10, 0.20), (0.30, 0.31), (0.45, 0.60)])
 def test_every_kind_hits_arbitrary_ranges(kind, ratio):
     rng = np.random.default_rng(123)
@@ -78,3 +78,26 @@ def test_a_target_just_under_the_upper_bound_still_ends(kind):
     assert np.random.default_rng(1074).uniform(0.05, 0.4) * 4096 > 1638
     mask = generate_mask(np.random.default_rng(1074), 64, 64, kind, (0.05, 0.4))
     assert 0.05 <= hole_ratio(mask) <= 0.4
+
+
+def test_the_masks_of_yeh_et_al():
+    """Central block, random pattern, 80 % random pixels, and a random half (§4.2), at the paper's 64x64."""
+    block = bucket_mask("centre 1/4", 0, 64, 64)
+    assert np.count_nonzero(block[16:48, 16:48]) == 32 * 32 == np.count_nonzero(block)
+    halves = {bucket_mask("half", seed, 64, 64).tobytes() for seed in range(40)}
+    expected = set()
+    for rows, cols in ((slice(None), slice(0, 32)), (slice(None), slice(32, 64)), (slice(0, 32), slice(None)), (slice(32, 64), slice(None))):
+        m = np.zeros((64, 64), np.uint8)
+        m[rows, cols] = 255
+        expected.add(m.tobytes())
+    assert halves == expected  # left, right, top and bottom all come up, and nothing else
+    pixels = bucket_mask("pixels 80%", 0, 64, 64) > 0
+    known = ~pixels
+    # Scattered, not clustered: known pixels are spread evenly over the image's quarters.
+    assert all(0.15 < known[r, c].mean() < 0.25 for r in (slice(0, 32), slice(32, 64)) for c in (slice(0, 32), slice(32, 64)))
+    import cv2
+
+    pattern = bucket_mask("pattern 25%", 0, 128, 128)
+    n, _, stats, _ = cv2.connectedComponentsWithStats(pattern, connectivity=4)
+    # Blotches, not single pixels: a few regions, the largest holding most of the hole.
+    assert 2 <= n - 1 <= 40 and stats[1:, cv2.CC_STAT_AREA].max() > 0.2 * np.count_nonzero(pattern)

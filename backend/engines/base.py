@@ -143,6 +143,7 @@ class Engine(ABC):
     description: str = ""
     size: SizeRules = SizeRules()
     params: dict[str, Param] = {}
+    needs_gradients: bool = False  # True: inpainting itself optimises (a latent search), so autograd stays on
 
     def __init__(self, device: torch.device | str = "cpu"):
         self.device = torch.device(device)

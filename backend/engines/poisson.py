@@ -69,11 +69,11 @@ def harmonic_fill(values: torch.Tensor, known: torch.Tensor, sweeps: int = 6, co
     return _jacobi(x, values, known, sweeps)
 
 
-def poisson_blend(fill: torch.Tensor, target: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+def poisson_blend(fill: torch.Tensor, target: torch.Tensor, hole: torch.Tensor, sweeps: int = 6) -> torch.Tensor:
     """Gradient-domain paste: keep the gradients of `fill` inside the hole, match `target` at its border.
 
     The solution is fill + c where c is harmonic inside the hole and equals
     target - fill outside it, which is what harmonic_fill computes.
     """
-    correction = harmonic_fill(target - fill, 1.0 - hole)
+    correction = harmonic_fill(target - fill, 1.0 - hole, sweeps=sweeps)
     return fill + correction * hole

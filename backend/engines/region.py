@@ -141,7 +141,7 @@ def run_engine(engine: Engine, rgb: np.ndarray, hole: np.ndarray, plan: Plan, op
     dev = engine.device
     t_img = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].to(dev)
     t_hole = torch.from_numpy(hol.astype(np.float32))[None, None].to(dev)
-    with torch.inference_mode():
+    with torch.inference_mode(not engine.needs_gradients):
         out = engine.inpaint(t_img * (1 - t_hole), t_hole, options, progress)
     out = out[0, :, :wh, :ww].clamp(0, 1).permute(1, 2, 0).float().cpu().numpy()
     if scaled:

@@ -110,14 +110,14 @@ class Registry:
             status: Status = "broken" if reason else "ready"
             meta = meta or {}
             extra = {k: meta[k] for k in ("training", "metrics", "config") if k in meta}
-            size = {}
+            size, params = {}, {}
             if not reason:
-                from backend.methods.engine import size_rules
+                from backend.methods.engine import listed_params, size_rules
 
-                size = size_rules(meta).as_dict()
+                size, params = size_rules(meta).as_dict(), listed_params(meta)
             out.append(Listing(name, str(meta.get("method", "unknown")), "learned", status, reason,
                                str(meta.get("description", f"{meta.get('method', 'unknown')} checkpoint")),
-                               size, {}, extra))
+                               size, params, extra))
         return out
 
     def loaded(self) -> list[str]:

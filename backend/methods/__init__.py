@@ -9,6 +9,7 @@ from backend.training.method import Method
 BUILTIN: dict[str, str] = {
     "isnet": "backend.methods.isnet",
     "nfgan": "backend.methods.nfgan",
+    "semantic": "backend.methods.semantic",
 }
 
 _registered: dict[str, type[Method]] = {}

@@ -18,6 +18,11 @@ def size_rules(meta: dict[str, Any]) -> SizeRules:
                      fixed=cls.fixed_size)
 
 
+def listed_params(meta: dict[str, Any]) -> dict[str, Any]:
+    """The serving options of a checkpoint's method, as GET /api/v1/models lists them."""
+    return {k: p.as_dict() for k, p in get_method(meta["method"]).params.items()}
+
+
 class LearnedEngine(Engine):
     kind = "learned"
 
@@ -39,15 +44,13 @@ class LearnedEngine(Engine):
         for net in self.model.nets.values():
             net.eval()
         self.size = size_rules(meta)
+        self.params, self.needs_gradients = cls.params, cls.needs_gradients
 
     def info(self) -> dict[str, Any]:
         return {k: self.meta[k] for k in ("training", "metrics", "config") if k in self.meta}
 
     def inpaint(self, image: torch.Tensor, hole: torch.Tensor, options: InpaintOptions, progress: Progress) -> torch.Tensor:
-        progress(0.0, f"running {self.method}")
-        out = self.model.inpaint(image, hole, options.generator(self.device))
-        progress(1.0, "done")
-        return out
+        return self.model.serve(image, hole, options, progress)
 
 
 def load_checkpoint(name: str, weights: Path, meta: dict[str, Any], device: torch.device) -> Engine:

@@ -59,6 +59,18 @@ class OpenCVNavierStokes(_External):
         return cv2.inpaint(rgb, mask, 3, cv2.INPAINT_NS)
 
 
+class Biharmonic(_External):
+    id = method = "biharmonic"
+    package = "skimage"
+    description = "scikit-image inpaint_biharmonic (smooth biharmonic fill, Damelin & Hoang 2018)."
+
+    def run(self, rgb, mask, seed):
+        from skimage.restoration import inpaint_biharmonic
+
+        out = inpaint_biharmonic(rgb.astype(np.float64) / 255, mask > 0, channel_axis=-1)
+        return (out * 255 + 0.5).clip(0, 255).astype(np.uint8)
+
+
 class PyPatchMatch(_External):
     id = method = "pypatchmatch"
     package = "patchmatch"
@@ -103,4 +115,4 @@ def _quiet_native_output():
             os.close(fd)
 
 
-BASELINES: dict[str, type[_External]] = {c.id: c for c in (OpenCVTelea, OpenCVNavierStokes, PyPatchMatch, GmicMatchPatch)}
+BASELINES: dict[str, type[_External]] = {c.id: c for c in (OpenCVTelea, OpenCVNavierStokes, Biharmonic, PyPatchMatch, GmicMatchPatch)}

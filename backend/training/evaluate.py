@@ -77,11 +77,25 @@ def resolve(ids: list[str], registry) -> list[Engine]:
     return engines
 
 
-def score(engines: list[Engine], cases: list[Case], keep_outputs: bool = False, progress=None) -> Scores:
+def check_options(options: dict[str, dict[str, Any]], engines: list[Engine]) -> dict[str, dict[str, Any]]:
+    """Validate engine options before hours of scoring: unknown engines, names or values raise ValueError."""
+    by_id = {e.id: e for e in engines}
+    unknown = sorted(set(options) - set(by_id))
+    if unknown:
+        raise ValueError(f"options for engine(s) not evaluated: {', '.join(unknown)}")
+    for engine_id, given in options.items():
+        by_id[engine_id].parse_params(given)
+    return options
+
+
+def score(engines: list[Engine], cases: list[Case], keep_outputs: bool = False, progress=None,
+          options: dict[str, dict[str, Any]] | None = None) -> Scores:
+    """Every engine on every case; `options` gives engine-specific options by engine id."""
     result = Scores()
     for engine in engines:
+        params = (options or {}).get(engine.id, {})
         for k, case in enumerate(cases):
-            req = FillRequest(case.image, case.mask.astype(np.float32) / 255, output=Output.IMAGE, seed=k)
+            req = FillRequest(case.image, case.mask.astype(np.float32) / 255, output=Output.IMAGE, seed=k, params=params)
             start = time.perf_counter()
             out = fill_region(engine, req).pixels
             seconds = time.perf_counter() - start
@@ -141,7 +155,7 @@ def picture(scores: Scores, cases: list[Case], engines: list[str], per_bucket: i
 
 
 def run_eval(engine_ids: list[str], data: Path, out: Path, registry, size: int = 512, max_photos: int | None = None,
-             buckets: list[str] | None = None, seed: int = 0) -> dict[str, Any]:
+             buckets: list[str] | None = None, seed: int = 0, options: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     from tqdm import tqdm
 
     photos = find_photos(data)[:max_photos]
@@ -150,13 +164,14 @@ def run_eval(engine_ids: list[str], data: Path, out: Path, registry, size: int =
     buckets = buckets or list(BUCKETS)
     cases = make_cases(photos, size, buckets, seed)
     engines = resolve(engine_ids, registry)
+    options = check_options(options or {}, engines)
     with tqdm(total=len(cases) * len(engines), unit="img") as bar:
-        scores = score(engines, cases, progress=lambda: bar.update(1))
+        scores = score(engines, cases, progress=lambda: bar.update(1), options=options)
     table = summarize(scores)
     out.mkdir(parents=True, exist_ok=True)
     text = markdown(table, len(photos), size)
     (out / "eval.md").write_text(text)
-    (out / "eval.json").write_text(json.dumps({"size": size, "photos": [p.name for p in photos], "buckets": buckets,
+    (out / "eval.json").write_text(json.dumps({"size": size, "photos": [p.name for p in photos], "buckets": buckets, "options": options or {},
                                                "summary": table, "rows": scores.rows}, indent=1))
     (out / "eval_grid.png").write_bytes(encode_png(picture(scores, cases, [e.id for e in engines]), compression=6))
     return {"table": table, "markdown": text}

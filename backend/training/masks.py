@@ -8,9 +8,12 @@ Four families, all returning uint8 HxW masks with 255 = hole:
 - blobs:   smooth object-shaped silhouettes (one body, sometimes extra lobes),
   like the outline of a person, animal or thing to remove;
 - centre:  one square at the centre, the fixed hole of context-encoder style
-  papers (Neural-features GAN trains on an 8x8 hole in 24x24 images).
+  papers (Neural-features GAN trains on an 8x8 hole in 24x24 images);
+- pattern, pixels, half: the other test masks of Yeh et al. (CVPR 2017): a random
+  pattern of blotches, scattered single pixels (80 % missing), and one half of
+  the image (left, right, top or bottom).
 
-Every generator but `centre` takes a hole-ratio range and guarantees the returned mask's
+Every generator but `centre` and `half` takes a hole-ratio range and guarantees the returned mask's
 hole fraction lies inside it: shapes are added only while they keep the
 fraction at or under the upper bound, and blobs are rescaled by bisection.
 Randomness comes only from the numpy Generator passed in, so a seed fixes
@@ -39,6 +42,11 @@ BUCKETS: dict[str, tuple[str, Ratio]] = {
 EXTRA_BUCKETS: dict[str, tuple[str, Ratio]] = {
     "centre 1/9": ("centre", (1 / 9, 1 / 9)),  # 8x8 in 24x24: Neural-features GAN's training hole
     "boxes 5-20%": ("boxes", (0.05, 0.20)),  # rectangles of any size and place: its test-time holes
+    # Yeh et al.'s four masks (§4.2), at 64x64 in the paper:
+    "centre 1/4": ("centre", (0.25, 0.25)),  # the central block, half the side
+    "pattern 25%": ("pattern", (0.22, 0.28)),  # "random pattern ... approximately 25 % missing"
+    "pixels 80%": ("pixels", (0.79, 0.81)),  # "80 % missing complete random masks"
+    "half": ("half", (0.5, 0.5)),  # "half missing ... randomly horizontal or vertical"
 }
 ALL_BUCKETS = {**BUCKETS, **EXTRA_BUCKETS}
 
@@ -214,7 +222,54 @@ def centre_mask(rng: np.random.Generator, height: int, width: int, ratio: Ratio 
     return mask
 
 
-GENERATORS = {"strokes": stroke_mask, "boxes": box_mask, "blobs": blob_mask, "centre": centre_mask}
+def _exact_count(rng: np.random.Generator, total: int, ratio: Ratio) -> int:
+    """A pixel count whose fraction of `total` lies in `ratio`, aimed anywhere inside it."""
+    lo, hi = ratio
+    return min(max(round(rng.uniform(lo, hi) * total), math.ceil(lo * total)), math.floor(hi * total))
+
+
+def pattern_mask(rng: np.random.Generator, height: int, width: int, ratio: Ratio = (0.22, 0.28)) -> np.ndarray:
+    """Irregular blotches of every size: the highest pixels of smooth random noise, as many as the ratio asks.
+
+    Context Encoders' random-pattern masks (which Yeh et al. reuse) are deformed segmentation
+    outlines; smooth noise over two scales gives holes of that look without the dataset.
+    """
+    lo, hi = _check(height, width, ratio)
+    field = np.zeros((height, width), np.float32)
+    for cells, amount in ((4, 1.0), (10, 0.5)):
+        noise = rng.standard_normal((cells, cells)).astype(np.float32)
+        field += amount * cv2.resize(noise, (width, height), interpolation=cv2.INTER_CUBIC)
+    count = _exact_count(rng, height * width, (lo, hi))
+    mask = np.zeros(height * width, np.uint8)
+    mask[np.argsort(-field, axis=None, kind="stable")[:count]] = 255
+    return mask.reshape(height, width)
+
+
+def pixels_mask(rng: np.random.Generator, height: int, width: int, ratio: Ratio = (0.8, 0.8)) -> np.ndarray:
+    """Single pixels missing independently of each other, exactly as many as the ratio asks."""
+    lo, hi = _check(height, width, ratio)
+    mask = np.zeros(height * width, np.uint8)
+    mask[rng.choice(height * width, _exact_count(rng, height * width, (lo, hi)), replace=False)] = 255
+    return mask.reshape(height, width)
+
+
+def half_mask(rng: np.random.Generator, height: int, width: int, ratio: Ratio = (0.5, 0.5)) -> np.ndarray:
+    """The left, right, top or bottom half, picked at random (the ratio is always about one half)."""
+    mask = np.zeros((height, width), np.uint8)
+    side = int(rng.integers(4))
+    if side == 0:
+        mask[:, : width // 2] = 255
+    elif side == 1:
+        mask[:, width - width // 2:] = 255
+    elif side == 2:
+        mask[: height // 2] = 255
+    else:
+        mask[height - height // 2:] = 255
+    return mask
+
+
+GENERATORS = {"strokes": stroke_mask, "boxes": box_mask, "blobs": blob_mask, "centre": centre_mask,
+              "pattern": pattern_mask, "pixels": pixels_mask, "half": half_mask}
 
 
 def generate_mask(rng: np.random.Generator, height: int, width: int, kind: str, ratio: Ratio) -> np.ndarray:

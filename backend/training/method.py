@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from backend.engines.base import InpaintOptions, Param, Progress
+
 
 class StepContext:
     """Backward passes and optimiser steps with AMP loss scaling applied uniformly."""
@@ -53,6 +55,8 @@ class Method(ABC):
     inference_networks: tuple[str, ...] = ("generator",)  # what an exported checkpoint keeps
     multiple: int = 8  # serving pads crops to a multiple of this
     fixed_size: bool = False  # True: the networks take exactly the trained size (serving scales every crop to it)
+    params: dict[str, Param] = {}  # serving options (e.g. a search's iterations), validated and listed by the API
+    needs_gradients: bool = False  # inference optimises something (e.g. a latent code): serve with autograd on
 
     def __init__(self, config: dict[str, Any], device: torch.device):
         self.config = config
@@ -88,3 +92,10 @@ class Method(ABC):
     @abstractmethod
     def inpaint(self, image: torch.Tensor, hole: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Fill the hole (image (B,3,H,W) in [0,1] with holes zeroed, hole (B,1,H,W)); networks in eval mode."""
+
+    def serve(self, image: torch.Tensor, hole: torch.Tensor, options: InpaintOptions, progress: Progress) -> torch.Tensor:
+        """Serving's entry: inpaint with the request's options; iterative methods report progress and may be cancelled."""
+        progress(0.0, f"running {self.id}")
+        out = self.inpaint(image, hole, options.generator(self.device))
+        progress(1.0, "done")
+        return out
