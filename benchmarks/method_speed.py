@@ -6,6 +6,9 @@ reported in ms, in fp32 and in the reduced precisions the device offers (CUDA: f
 CPU: bf16 autocast), with the ratio to patchmatch and Telea measured on the same image.
 
     python benchmarks/method_speed.py --method isnet --set blocks=4 [--size 512] [--device cpu]
+    python benchmarks/method_speed.py --method semantic --recipe small --option iterations=1500 --option candidates=16
+
+Methods that search at inference (semantic) are timed with their serving options (--option).
 """
 from __future__ import annotations
 
@@ -51,6 +54,7 @@ def main() -> None:
     ap.add_argument("--method", required=True)
     ap.add_argument("--recipe", default=None)
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="recipe override (JSON value)")
+    ap.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="serving option, e.g. iterations=300")
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--repeats", type=int, default=5)
@@ -62,6 +66,11 @@ def main() -> None:
     model = cls(cls.resolve_config(args.recipe, overrides), device)
     for net in model.nets.values():
         net.eval()
+    given = _parse_set(args.option, "--option")
+    unknown = set(given) - set(cls.params)
+    if unknown:
+        raise SystemExit(f"unknown option(s) {', '.join(sorted(unknown))}; {args.method} has: {', '.join(cls.params) or 'none'}")
+    serving = InpaintOptions(seed=0, params={k: p.parse(k, given.get(k, p.default)) for k, p in cls.params.items()})
 
     rgb = photo(args.size, args.size)
     mask = generate_mask(np.random.default_rng(0), args.size, args.size, "strokes", (0.2, 0.3))
@@ -76,8 +85,9 @@ def main() -> None:
         precisions["bf16"] = torch.bfloat16
     for name, dtype in precisions.items():
         def run(dtype=dtype):
-            with torch.inference_mode(), torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                model.inpaint(image * (1 - hole), hole)
+            with torch.inference_mode(not cls.needs_gradients), \
+                    torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                model.serve(image * (1 - hole), hole, serving, Progress())
         rows.append((f"{args.method} {name}", median_ms(run, args.repeats, device)))
 
     options = InpaintOptions(seed=0)
@@ -87,7 +97,8 @@ def main() -> None:
     rows.append(("telea", median_ms(lambda: telea.inpaint(image.cpu(), hole.cpu(), options, Progress()), args.repeats, device)))
 
     pm, tl = rows[-2][1], rows[-1][1]
-    print(f"{args.size}x{args.size}, {device} ({torch.get_num_threads()} threads), median of {args.repeats}, config {overrides}")
+    print(f"{args.size}x{args.size}, {device} ({torch.get_num_threads()} threads), median of {args.repeats}, "
+          f"config {overrides}, options {serving.params}")
     print("| engine | ms | x patchmatch | x telea |\n|---|---|---|---|")
     for name, ms in rows:
         print(f"| {name} | {ms:.0f} | {ms / pm:.2f} | {ms / tl:.1f} |")

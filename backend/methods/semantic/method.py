@@ -65,26 +65,26 @@ class SemanticInpainting(Method):
 
     def complete(self, image: torch.Tensor, hole: torch.Tensor, iterations: int, candidates: int, blend: str = "poisson",
                  generator: torch.Generator | None = None, progress: Progress | None = None) -> torch.Tensor:
-        """Search, then blend. image (B, 3, H, W) in [0, 1]; any size goes through 64x64 and back."""
-        G, D = self.nets["generator"], self.nets["discriminator"]
+        """Search, then blend. image (B, 3, H, W) in [0, 1]; any other size goes through 64x64 and back,
+        as serving does (the region pipeline hands this method 64x64 crops)."""
+        hole = (hole > 0.5).float()
         h, w = image.shape[-2:]
-        small, small_hole = image, (hole > 0.5).float()
         if (h, w) != (SIZE, SIZE):
-            small = F.interpolate(image * (1 - hole), size=(SIZE, SIZE), mode="area")
             cover = F.interpolate(1 - hole, size=(SIZE, SIZE), mode="area")
-            small = small / cover.clamp(min=1e-6)  # average of the known pixels only
-            small_hole = (cover < 0.999).float()
+            small = F.interpolate(image * (1 - hole), size=(SIZE, SIZE), mode="area") / cover.clamp(min=1e-6)
+            small_hole = (cover < 0.999).float()  # a 64x64 pixel is known only if all it covers is
+            out = self.complete(small * (1 - small_hole), small_hole, iterations, candidates, blend, generator, progress)
+            out = F.interpolate(out, size=(h, w), mode="bilinear", align_corners=False)
+            return (out * hole + image * (1 - hole)).clamp(0, 1)
+        G, D = self.nets["generator"], self.nets["discriminator"]
         report = None
         if progress is not None:
             report = lambda i: progress(i / max(iterations, 1), f"searching the latent space: {i}/{iterations}")  # noqa: E731
         with torch.enable_grad():  # validation and serving run under no_grad; the search needs gradients
-            found = search_latent(G, D, small * 2 - 1, 1 - small_hole, iterations=iterations, candidates=candidates,
+            found = search_latent(G, D, image * 2 - 1, 1 - hole, iterations=iterations, candidates=candidates,
                                   prior_weight=float(self.config["prior_weight"]), window=int(self.config["window"]),
                                   lr=float(self.config["z_lr"]), generator=generator, progress=report)
         fill = (found.image.detach() + 1) / 2
-        if (h, w) != (SIZE, SIZE):
-            fill = F.interpolate(fill, size=(h, w), mode="bilinear", align_corners=False)
-        hole = (hole > 0.5).float()
         if blend == "poisson":  # §3.3: keep G's gradients, take the colours at the border from the photo
             fill = poisson_blend(fill, image, hole, sweeps=BLEND_SWEEPS)
         return (fill * hole + image * (1 - hole)).clamp(0, 1)
