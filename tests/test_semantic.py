@@ -77,6 +77,11 @@ def test_dcgan_is_the_papers_shape():
         logits = D.eval()(x)
     assert x.shape == (3, 3, 64, 64) and -1 <= x.min() and x.max() <= 1
     assert logits.shape == (3, 2)  # the two-class softmax
+    paper = SEMANTIC.resolve_config("paper", {})
+    assert (paper["size"], paper["width"], paper["batch"], paper["lr"], paper["betas"][0]) == (64, 64, 128, 2e-4, 0.5)
+    assert (paper["prior_weight"], paper["window"], SEMANTIC.params["iterations"].default) == (0.003, 7, 1500)
+    with pytest.raises(ValueError, match="64x64"):
+        SEMANTIC(SEMANTIC.resolve_config("paper", {"size": 128}), torch.device("cpu"))
 
 
 def test_the_dcgan_learns_a_tiny_fixed_batch():
