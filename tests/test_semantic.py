@@ -249,3 +249,20 @@ def test_a_job_on_the_server_can_be_cancelled_mid_search(server):
     finally:
         for suffix in (".json", ".safetensors"):
             path.with_suffix(suffix).unlink(missing_ok=True)
+
+
+def test_one_command_trains_it_and_shows_what_the_dcgan_draws(tmp_path):
+    import cv2
+
+    from backend.cli import main
+
+    for i in range(4):
+        cv2.imwrite(str(tmp_path / f"p{i}.png"), photo_like(90 + 10 * i, 120, seed=i))
+    out = tmp_path / "models" / "my-dcgan"
+    assert main(["train", "--method", "semantic", "--recipe", "small", "--data", str(tmp_path), "--out", str(out),
+                 "--steps", "2", "--batch", "4", "--set", "width=8", "--set", "val_every=2", "--set", "workers=0",
+                 "--set", "val_iterations=3", "--set", "val_candidates=2", "--device", "cpu"]) == 0
+    drawn = cv2.imread(str(out.parent / "my-dcgan.train" / "samples" / "step-00000002-drawn.png"))
+    assert drawn.shape == (4 * 66 + 2, 8 * 66 + 2, 3)  # 32 drawn images, 8 to a row
+    engine = Registry(out.parent, torch.device("cpu")).get("my-dcgan")
+    assert engine.method == "semantic" and set(engine.model.nets) == {"generator", "discriminator"}

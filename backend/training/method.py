@@ -93,6 +93,10 @@ class Method(ABC):
     def inpaint(self, image: torch.Tensor, hole: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Fill the hole (image (B,3,H,W) in [0,1] with holes zeroed, hole (B,1,H,W)); networks in eval mode."""
 
+    def drawn_samples(self) -> torch.Tensor | None:
+        """Images a generative model draws on its own (N,3,H,W in [0,1]), saved beside the validation grid."""
+        return None
+
     def serve(self, image: torch.Tensor, hole: torch.Tensor, options: InpaintOptions, progress: Progress) -> torch.Tensor:
         """Serving's entry: inpaint with the request's options; iterative methods report progress and may be cancelled."""
         progress(0.0, f"running {self.id}")

@@ -37,6 +37,13 @@ def sample_grid(samples: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], 
     path.write_bytes(encode_png(grid(rows), compression=6))
 
 
+def tiles(images: torch.Tensor, path: Path, per_row: int = 8) -> None:
+    """Images (N,3,H,W) in [0,1] in rows of `per_row`, e.g. what a generative model draws from noise."""
+    rows = [list(images[i:i + per_row]) for i in range(0, len(images), per_row)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(encode_png(grid(rows, pad=2), compression=6))
+
+
 def loss_curves(log: list[dict[str, Any]], path: Path) -> None:
     import matplotlib
 

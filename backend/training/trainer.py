@@ -253,6 +253,10 @@ class Trainer:
                         log.append({"step": step, "val": metrics})
                         bar.write(f"step {step}: " + "  ".join(f"val {k} {v:.4f}" for k, v in metrics.items()))
                         reports.sample_grid(samples, self.folder / "samples" / f"step-{step:08d}.png")
+                        with evaluation(method, ema):
+                            drawn = method.drawn_samples()
+                        if drawn is not None:
+                            reports.tiles(drawn, self.folder / "samples" / f"step-{step:08d}-drawn.png")
                         reports.loss_curves(log, self.folder / "curves.png")
                     if step % cfg["save_every"] == 0 or step == cfg["steps"]:
                         self._save(method, optimizers, schedulers, ctx, ema, step, log, metrics, images_per_s)

@@ -63,6 +63,12 @@ class SemanticInpainting(Method):
         ctx.step("generator", g_loss)
         return {"d": d_loss.item(), "g": g_loss.item()}
 
+    def drawn_samples(self) -> torch.Tensor:
+        """32 images from fixed codes: the same codes at every validation, so the grids show training progress."""
+        G = self.nets["generator"]
+        z = torch.rand(32, G.z_dim, generator=torch.Generator().manual_seed(0)) * 2 - 1
+        return (G(z.to(self.device)) + 1) / 2
+
     def complete(self, image: torch.Tensor, hole: torch.Tensor, iterations: int, candidates: int, blend: str = "poisson",
                  generator: torch.Generator | None = None, progress: Progress | None = None) -> torch.Tensor:
         """Search, then blend. image (B, 3, H, W) in [0, 1]; any other size goes through 64x64 and back,
