@@ -77,7 +77,7 @@ def resolve(ids: list[str], registry) -> list[Engine]:
     return engines
 
 
-def check_options(options: dict[str, dict[str, Any]], engines: list[Engine]) -> dict[str, dict[str, Any]]:
+def check_options(options: dict[str, dict[str, Any]], engines: list[Engine]) -> None:
     """Validate engine options before hours of scoring: unknown engines, names or values raise ValueError."""
     by_id = {e.id: e for e in engines}
     unknown = sorted(set(options) - set(by_id))
@@ -85,7 +85,6 @@ def check_options(options: dict[str, dict[str, Any]], engines: list[Engine]) -> 
         raise ValueError(f"options for engine(s) not evaluated: {', '.join(unknown)}")
     for engine_id, given in options.items():
         by_id[engine_id].parse_params(given)
-    return options
 
 
 def score(engines: list[Engine], cases: list[Case], keep_outputs: bool = False, progress=None,
@@ -164,14 +163,16 @@ def run_eval(engine_ids: list[str], data: Path, out: Path, registry, size: int =
     buckets = buckets or list(BUCKETS)
     cases = make_cases(photos, size, buckets, seed)
     engines = resolve(engine_ids, registry)
-    options = check_options(options or {}, engines)
+    options = options or {}
+    check_options(options, engines)
     with tqdm(total=len(cases) * len(engines), unit="img") as bar:
         scores = score(engines, cases, progress=lambda: bar.update(1), options=options)
     table = summarize(scores)
     out.mkdir(parents=True, exist_ok=True)
     text = markdown(table, len(photos), size)
     (out / "eval.md").write_text(text)
-    (out / "eval.json").write_text(json.dumps({"size": size, "photos": [p.name for p in photos], "buckets": buckets, "options": options or {},
+    (out / "eval.json").write_text(json.dumps({"size": size, "photos": [p.name for p in photos], "buckets": buckets,
+                                               "options": options,
                                                "summary": table, "rows": scores.rows}, indent=1))
     (out / "eval_grid.png").write_bytes(encode_png(picture(scores, cases, [e.id for e in engines]), compression=6))
     return {"table": table, "markdown": text}
