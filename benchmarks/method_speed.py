@@ -24,7 +24,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from backend.cli import _parse_set  # noqa: E402
-from backend.engines.base import InpaintOptions, Progress  # noqa: E402
+from backend.engines.base import InpaintOptions, OptionError, Progress, parse_params  # noqa: E402
 from backend.engines.registry import Registry  # noqa: E402
 from backend.methods import get_method  # noqa: E402
 from backend.service import pick_device  # noqa: E402
@@ -66,11 +66,10 @@ def main() -> None:
     model = cls(cls.resolve_config(args.recipe, overrides), device)
     for net in model.nets.values():
         net.eval()
-    given = _parse_set(args.option, "--option")
-    unknown = set(given) - set(cls.params)
-    if unknown:
-        raise SystemExit(f"unknown option(s) {', '.join(sorted(unknown))}; {args.method} has: {', '.join(cls.params) or 'none'}")
-    serving = InpaintOptions(seed=0, params={k: p.parse(k, given.get(k, p.default)) for k, p in cls.params.items()})
+    try:
+        serving = InpaintOptions(seed=0, params=parse_params(cls.params, _parse_set(args.option, "--option"), args.method))
+    except OptionError as e:
+        raise SystemExit(f"error: {e}") from None
 
     rgb = photo(args.size, args.size)
     mask = generate_mask(np.random.default_rng(0), args.size, args.size, "strokes", (0.2, 0.3))

@@ -87,6 +87,16 @@ class Param:
         return d
 
 
+def parse_params(params: dict[str, Param], given: dict[str, Any] | None, owner: str) -> dict[str, Any]:
+    """Validate `given` against declared options (OptionError on unknown names or bad values); defaults fill the rest."""
+    given = dict(given or {})
+    unknown = sorted(set(given) - set(params))
+    if unknown:
+        known = ", ".join(sorted(params)) or "none"
+        raise OptionError(f"unknown option(s) for '{owner}': {', '.join(unknown)} (known: {known})")
+    return {k: p.parse(k, given[k]) if k in given else p.default for k, p in params.items()}
+
+
 @dataclass
 class InpaintOptions:
     """What one engine call gets besides pixels: a seed and its validated parameters."""
@@ -157,12 +167,7 @@ class Engine(ABC):
         return {}
 
     def parse_params(self, given: dict[str, Any] | None) -> dict[str, Any]:
-        given = dict(given or {})
-        unknown = sorted(set(given) - set(self.params))
-        if unknown:
-            known = ", ".join(sorted(self.params)) or "none"
-            raise OptionError(f"unknown option(s) for '{self.id}': {', '.join(unknown)} (known: {known})")
-        return {k: p.parse(k, given[k]) if k in given else p.default for k, p in self.params.items()}
+        return parse_params(self.params, given, self.id)
 
     @abstractmethod
     def inpaint(self, image: torch.Tensor, hole: torch.Tensor, options: InpaintOptions, progress: Progress) -> torch.Tensor:

@@ -245,7 +245,7 @@ def pattern_mask(rng: np.random.Generator, height: int, width: int, ratio: Ratio
     return mask.reshape(height, width)
 
 
-def pixels_mask(rng: np.random.Generator, height: int, width: int, ratio: Ratio = (0.8, 0.8)) -> np.ndarray:
+def pixels_mask(rng: np.random.Generator, height: int, width: int, ratio: Ratio = (0.79, 0.81)) -> np.ndarray:
     """Single pixels missing independently of each other, exactly as many as the ratio asks."""
     lo, hi = _check(height, width, ratio)
     mask = np.zeros(height * width, np.uint8)
