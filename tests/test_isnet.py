@@ -13,7 +13,7 @@ from conftest import decode, free_port, photo_like, png
 
 from backend.cli import main
 from backend.methods import get_method
-from backend.methods.isnet.method import pad_to_multiple
+from backend.training.method import pad_to_multiple
 from backend.methods.isnet.model import Discriminator, Generator, count_parameters
 from backend.training import checkpoint
 from backend.training.method import StepContext

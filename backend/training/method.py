@@ -13,9 +13,26 @@ from abc import ABC, abstractmethod
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from backend.engines.base import InpaintOptions, Param, Progress
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int, minimum: int = 0) -> torch.Tensor:
+    """Pad right and bottom by reflection up to a multiple, and to at least `minimum` (zeros would read as more hole)."""
+    def need(size: int) -> int:
+        return max(size + -size % multiple, minimum + -minimum % multiple) - size
+
+    while True:
+        need_h, need_w = need(x.shape[-2]), need(x.shape[-1])
+        if not (need_h or need_w):
+            return x
+        # One reflection adds at most size - 1 pixels; repeat for tiny inputs.
+        ph, pw = min(need_h, x.shape[-2] - 1), min(need_w, x.shape[-1] - 1)
+        if (need_h and not ph) or (need_w and not pw):  # a 1-pixel side has nothing to reflect
+            return F.pad(x, (0, need_w, 0, need_h), mode="replicate")
+        x = F.pad(x, (0, pw, 0, ph), mode="reflect")
 
 
 class StepContext:
@@ -37,12 +54,14 @@ class StepContext:
             return torch.autocast("cpu", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def step(self, name: str, loss: torch.Tensor) -> None:
-        """Backward `loss` and step optimiser `name` (gradients are cleared first)."""
-        opt = self.optimizers[name]
-        opt.zero_grad(set_to_none=True)
+    def step(self, names: str | tuple[str, ...], loss: torch.Tensor) -> None:
+        """Backward `loss` and step optimiser `names` (one or several; their gradients are cleared first)."""
+        opts = [self.optimizers[n] for n in ((names,) if isinstance(names, str) else names)]
+        for opt in opts:
+            opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
-        self.scaler.step(opt)
+        for opt in opts:
+            self.scaler.step(opt)
         self.scaler.update()
 
 

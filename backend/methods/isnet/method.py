@@ -4,27 +4,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from backend.methods.isnet import losses as isnet_losses
 from backend.methods.isnet.model import Discriminator, Generator
 from backend.methods.isnet.recipe import RECIPES
 from backend.training import losses
 from backend.training.features import feature_network
-from backend.training.method import Method, StepContext
-
-
-def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Pad right and bottom by reflection up to a multiple (zeros would read as more hole)."""
-    while True:
-        need_h, need_w = -x.shape[-2] % multiple, -x.shape[-1] % multiple
-        if not (need_h or need_w):
-            return x
-        # One reflection adds at most size - 1 pixels; repeat for tiny inputs.
-        ph, pw = min(need_h, x.shape[-2] - 1), min(need_w, x.shape[-1] - 1)
-        if (need_h and not ph) or (need_w and not pw):  # a 1-pixel side has nothing to reflect
-            return F.pad(x, (0, need_w, 0, need_h), mode="replicate")
-        x = F.pad(x, (0, pw, 0, ph), mode="reflect")
+from backend.training.method import Method, StepContext, pad_to_multiple
 
 
 class ISNet(Method):
