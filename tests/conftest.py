@@ -1,7 +1,6 @@
 """Shared fixtures: synthetic images, PNG helpers and a real server on a free loopback port."""
 from __future__ import annotations
 
-import io
 import os
 import socket
 import subprocess
@@ -46,6 +45,20 @@ def photo_like(h: int, w: int, seed: int = 0, dtype=np.uint8) -> np.ndarray:
     noise = rng.normal(0, 0.03, (h, w, 3))
     top = 65535 if dtype == np.uint16 else 255
     return (np.clip(base + noise, 0, 1) * top).astype(dtype)
+
+
+def fill_box_and_check(engine, shape: tuple[int, int], box: tuple[int, int, int, int], **request) -> None:
+    """Fill a (y, x, height, width) box of a photo-like image through the region pipeline: only the box changes."""
+    from backend.engines.region import fill_region
+    from backend.request import FillRequest, Output
+
+    (h, w), (y, x, mh, mw) = shape, box
+    image = photo_like(h, w, seed=2)
+    mask = np.zeros((h, w), np.float32)
+    mask[y:y + mh, x:x + mw] = 1
+    out = fill_region(engine, FillRequest(image, mask, output=Output.IMAGE, **request)).pixels
+    assert out.shape == image.shape
+    assert np.array_equal(out[mask == 0], image[mask == 0]) and not np.array_equal(out[mask > 0], image[mask > 0])
 
 
 def rect_mask(h: int, w: int, *rects) -> np.ndarray:

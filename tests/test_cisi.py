@@ -4,14 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import photo_like
+from conftest import fill_box_and_check, photo_like
 
-from backend.engines.region import fill_region
 from backend.engines.registry import Registry
 from backend.methods import get_method
 from backend.methods.cisi import losses
-from backend.methods.cisi.model import ContentEncoder, Decoder, MultiScaleDiscriminator, ResBlock, StyleEncoder
-from backend.request import FillRequest, Output
+from backend.methods.cisi.model import Decoder, MultiScaleDiscriminator, ResBlock
 from backend.training import checkpoint
 from backend.training.method import StepContext
 
@@ -199,14 +197,7 @@ def test_served_through_the_registry_at_any_size(tmp_path, shape, hole):
                       {"method": "cisi", "config": {**config, "method": "cisi"}, "step": 0})
     engine = Registry(tmp_path, torch.device("cpu")).get("cisi-test")
     assert set(engine.model.nets) == {"ice", "style", "decoder"} and not engine.size.fixed
-    h, w = shape
-    y, x, mh, mw = hole
-    image = photo_like(h, w, seed=2)
-    mask = np.zeros((h, w), np.float32)
-    mask[y:y + mh, x:x + mw] = 1
-    out = fill_region(engine, FillRequest(image, mask, output=Output.IMAGE)).pixels
-    assert out.shape == image.shape
-    assert np.array_equal(out[mask == 0], image[mask == 0]) and not np.array_equal(out[mask > 0], image[mask > 0])
+    fill_box_and_check(engine, shape, hole)
     x = torch.rand(1, 3, 30, 22)
     m = torch.zeros(1, 1, 30, 22)
     assert method.inpaint(x, m).shape == (1, 3, 30, 22)  # sizes off the multiple of 4 are padded and cropped

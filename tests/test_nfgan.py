@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import photo_like
+from conftest import fill_box_and_check, photo_like
 from torch import nn
 
 from backend.engines.base import Engine, SizeRules
@@ -136,14 +136,7 @@ def test_served_through_the_registry_for_any_image_and_selection(tmp_path, shape
     registry = Registry(tmp_path, torch.device("cpu"))
     engine = registry.get("nfgan-test")
     assert engine.size.fixed and engine.size.native == 24 and set(engine.model.nets) == {"generator"}
-    h, w = shape
-    y, x, mh, mw = hole
-    image = photo_like(h, w, seed=2)
-    mask = np.zeros((h, w), np.float32)
-    mask[y:y + mh, x:x + mw] = 1
-    out = fill_region(engine, FillRequest(image, mask, output=Output.IMAGE)).pixels
-    assert out.shape == image.shape
-    assert np.array_equal(out[mask == 0], image[mask == 0]) and not np.array_equal(out[mask > 0], image[mask > 0])
+    fill_box_and_check(engine, shape, hole)
 
 
 def test_vgg19_file_serves_as_the_feature_network_and_a_wrong_name_is_refused(tmp_path):

@@ -9,18 +9,16 @@ import pytest
 import requests
 import torch
 import torch.nn.functional as F
-from conftest import photo_like, rect_mask
+from conftest import fill_box_and_check, photo_like, rect_mask
 from torch import nn
 
 from backend.engines.base import InpaintOptions, Progress
 from backend.engines.poisson import poisson_blend
-from backend.engines.region import fill_region
 from backend.engines.registry import Registry
 from backend.methods import get_method
 from backend.methods.semantic.method import BLEND_SWEEPS
 from backend.methods.semantic.model import Discriminator, Generator
 from backend.methods.semantic.search import importance_weights, search_latent
-from backend.request import FillRequest, Output
 from backend.training import checkpoint
 from backend.training.masks import bucket_mask
 from backend.training.method import StepContext
@@ -189,14 +187,7 @@ def test_served_through_the_registry_for_any_image_and_selection(tmp_path, shape
     engine = Registry(tmp_path, torch.device("cpu")).get("semantic-test")
     assert engine.size.fixed and engine.size.native == 64
     assert {"iterations", "candidates", "blend"} <= set(engine.params) and engine.params["iterations"].default == 1500
-    h, w = shape
-    y, x, mh, mw = hole
-    image = photo_like(h, w, seed=2)
-    mask = np.zeros((h, w), np.float32)
-    mask[y:y + mh, x:x + mw] = 1
-    out = fill_region(engine, FillRequest(image, mask, output=Output.IMAGE, params={"iterations": 5, "candidates": 2})).pixels
-    assert out.shape == image.shape
-    assert np.array_equal(out[mask == 0], image[mask == 0]) and not np.array_equal(out[mask > 0], image[mask > 0])
+    fill_box_and_check(engine, shape, hole, params={"iterations": 5, "candidates": 2})
 
 
 def test_the_search_reports_progress_and_stops_when_cancelled():
