@@ -164,6 +164,8 @@ def test_updates_alternate_self_content_encoder_then_inferred_content_encoder():
     assert ctx1.updates == [(("ice", "decoder"), False), ("discriminator", False)]
     assert logs["content"] == logs["style"] == 0 and "self_l1" not in logs
     assert not method.nets["decoder"].adaptive
+    with pytest.raises(ValueError, match="separate"):
+        tiny("small", separate=False)
     assert CISI.resolve_config("small-exp3", {})["hole_weight"] == 1 and CISI.resolve_config("small", {})["hole_weight"] == 5
 
 

@@ -48,6 +48,8 @@ class CISINet(Method):
 
     def build_networks(self):
         c = self.config
+        if c["latent_guidance"] and not c["separate"]:
+            raise ValueError("latent_guidance needs separate=true: the guide is the self-content encoder's code")
         dim, down, blocks, style_dim = int(c["dim"]), int(c["downsample"]), int(c["blocks"]), int(c["style_dim"])
         sce = ContentEncoder(3, dim, down, blocks)
         # The corrupted image and its hole mask (which pixels to infer; the paper does not say what else the ICE reads).
