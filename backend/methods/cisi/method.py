@@ -126,8 +126,8 @@ class CISINet(Method):
                     + cfg["w_style"] * l1(s_rec.float(), s_gt.detach().float())
             ctx.step(("sce", "style", "decoder"), self_loss)
             logs.update(self_l1=pix.item(), self_perceptual=perc.item())
-            with torch.no_grad(), ctx.autocast():  # the guides, from the encoders as just updated
-                c_gt, s_gt = n["sce"](x).float(), n["style"](x).float()
+            with torch.no_grad(), ctx.autocast():  # the content guide, from the SCE as just updated
+                c_gt = n["sce"](x).float()
 
         # 2. Inferring and mutual consistency on two corruptions of the image; the SCE stays fixed.
         with frozen(n["sce"], n["discriminator"]), ctx.autocast():
@@ -141,6 +141,10 @@ class CISINet(Method):
             if sep:  # mutual: the first corruption's style renders the second's content into the ground truth
                 p, f = self.reconstruction(n["decoder"](codes[1][0], codes[0][1]).float(), x, holes[1], x_feats)
                 pixel, perceptual = pixel + p, perceptual + f
+                # The style codes of the corruptions and of the complete image meet each other. The complete
+                # image's code keeps its gradient: against a detached copy the style encoder chases its own
+                # moving target and its unnormalised output grows without bound (x10 in 30 steps).
+                s_gt = n["style"](x).float()
                 (_, s1), (_, s2) = codes
                 style = l1(s1.float(), s_gt) + l1(s2.float(), s_gt) + l1(s1.float(), s2.float())
             completed = [out * h + x * (1 - h) for out, h in zip(outs, holes)]
