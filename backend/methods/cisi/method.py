@@ -108,6 +108,7 @@ class CISINet(Method):
         sep, guide = bool(cfg["separate"]), bool(cfg["latent_guidance"])
         x = image * 2 - 1
         holes = (hole, second_corruption(hole))
+        patches = [self.patch_masks(h) for h in holes]
         logs: dict[str, float] = {}
         with torch.no_grad(), ctx.autocast():
             x_feats = self.vgg(x)
@@ -153,8 +154,7 @@ class CISINet(Method):
                 content = l1(c1.float(), c_gt) + l1(c2.float(), c_gt) + l1(c1.float(), c2.float())
                 content = content + l1(n["sce"](completed[0]).float(), c_gt)
                 style = style + l1(n["style"](completed[0]).float(), s_gt)
-            adv = sum(losses.lsgan_g([s.float() for s in n["discriminator"](c)], self.patch_masks(h))
-                      for c, h in zip(completed, holes))
+            adv = sum(losses.lsgan_g([s.float() for s in n["discriminator"](c)], p) for c, p in zip(completed, patches))
             g_loss = (cfg["w_l1"] * pixel + cfg["w_perceptual"] * perceptual + cfg["w_adv"] * adv
                       + cfg["w_content"] * content + cfg["w_style"] * style)
         ctx.step(("ice", "style", "decoder") if sep else ("ice", "decoder"), g_loss)
@@ -162,8 +162,8 @@ class CISINet(Method):
         # 3. The multi-scale discriminator on the hole patches of both completions.
         with ctx.autocast():
             real = [s.float() for s in n["discriminator"](x)]
-            d_loss = sum(losses.lsgan_d(real, [s.float() for s in n["discriminator"](c.detach())], self.patch_masks(h))
-                         for c, h in zip(completed, holes))
+            d_loss = sum(losses.lsgan_d(real, [s.float() for s in n["discriminator"](c.detach())], p)
+                         for c, p in zip(completed, patches))
         ctx.step("discriminator", d_loss)
         terms = dict(g=g_loss, l1=pixel, perceptual=perceptual, adv=adv, content=content, style=style, d=d_loss)
         logs.update({k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in terms.items()})
@@ -176,7 +176,7 @@ class CISINet(Method):
         h, w = image.shape[-2:]
         multiple = 2 ** int(self.config["downsample"])
         minimum = multiple * (max(int(d) for d in self.config["dilations"]) + 1)
-        x = pad_to_multiple((image * 2 - 1) * (1 - hole), multiple, minimum)
+        x = pad_to_multiple(image * 2 - 1, multiple, minimum)
         m = pad_to_multiple(hole, multiple, minimum)
         content, style = self.encode(x * (1 - m), m)
         out = self.nets["decoder"](content, style)[..., :h, :w]
