@@ -57,14 +57,10 @@ def weighted_l1(out: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -
     return (weight * (out - target).abs()).mean()
 
 
-def weighted_perceptual(feats_out: list[torch.Tensor], feats_gt: list[torch.Tensor], masks: list[torch.Tensor] | None,
+def weighted_perceptual(feats_out: list[torch.Tensor], feats_gt: list[torch.Tensor], masks: list[torch.Tensor],
                         hole_weight: float, known_weight: float) -> torch.Tensor:
-    """Paper eq. 8: the same with W_f at each of pool1..pool3, summed over the layers (no masks: unweighted)."""
-    total = 0.0
-    for i, (a, b) in enumerate(zip(feats_out, feats_gt)):
-        w = weights(masks[i], hole_weight, known_weight) if masks is not None else 1.0
-        total = total + (w * (a - b).abs()).mean()
-    return total
+    """Paper eq. 8: the same with W_f at each of pool1..pool3, summed over the layers."""
+    return sum(weighted_l1(a, b, weights(m, hole_weight, known_weight)) for a, b, m in zip(feats_out, feats_gt, masks))
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

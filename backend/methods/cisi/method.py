@@ -4,11 +4,13 @@ from __future__ import annotations
 import contextlib
 
 import torch
+import torch.nn.functional as F
 
 from backend.methods.cisi import losses
 from backend.methods.cisi.model import ContentEncoder, Decoder, MultiScaleDiscriminator, StyleEncoder, init_weights
 from backend.methods.cisi.recipe import RECIPES
 from backend.training.features import vgg16_hed
+from backend.training.losses import perceptual
 from backend.training.method import Method, StepContext, pad_to_multiple
 
 
@@ -32,10 +34,6 @@ def second_corruption(hole: torch.Tensor) -> torch.Tensor:
     The trainer draws every image's hole independently, so within a batch this is a fresh random
     hole of the same family; a batch of one mirrors its own hole instead."""
     return hole.roll(1, 0) if hole.shape[0] > 1 else hole.flip(-1)
-
-
-def l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return (a - b).abs().mean()
 
 
 class CISINet(Method):
@@ -94,7 +92,7 @@ class CISINet(Method):
         cfg = self.config
         hw, kw = float(cfg["hole_weight"]), float(cfg["known_weight"])
         if hole is None:
-            return l1(out, target), losses.weighted_perceptual(self.vgg(out), target_feats, None, 1.0, 1.0)
+            return F.l1_loss(out, target), perceptual(self.vgg(out), target_feats)
         pixel = losses.weighted_l1(out, target, losses.weights(hole, hw, kw))
         masks = losses.feature_masks(hole, float(cfg["feature_threshold"]))
         return pixel, losses.weighted_perceptual(self.vgg(out), target_feats, masks, hw, kw)
@@ -123,8 +121,8 @@ class CISINet(Method):
                 pix, perc = self.reconstruction(rec, x, None, x_feats)
                 self_loss = cfg["w_l1"] * pix + cfg["w_perceptual"] * perc
                 c_rec, s_rec = n["sce"](rec), n["style"](rec)
-                self_loss = self_loss + cfg["w_content"] * l1(c_rec.float(), c_gt.detach().float()) \
-                    + cfg["w_style"] * l1(s_rec.float(), s_gt.detach().float())
+                self_loss = self_loss + cfg["w_content"] * F.l1_loss(c_rec.float(), c_gt.detach().float()) \
+                    + cfg["w_style"] * F.l1_loss(s_rec.float(), s_gt.detach().float())
             ctx.step(("sce", "style", "decoder"), self_loss)
             logs.update(self_l1=pix.item(), self_perceptual=perc.item())
             with torch.no_grad(), ctx.autocast():  # the content guide, from the SCE as just updated
@@ -147,13 +145,13 @@ class CISINet(Method):
                 # moving target and its unnormalised output grows without bound (x10 in 30 steps).
                 s_gt = n["style"](x).float()
                 (_, s1), (_, s2) = codes
-                style = l1(s1.float(), s_gt) + l1(s2.float(), s_gt) + l1(s1.float(), s2.float())
+                style = F.l1_loss(s1.float(), s_gt) + F.l1_loss(s2.float(), s_gt) + F.l1_loss(s1.float(), s2.float())
             completed = [out * h + x * (1 - h) for out, h in zip(outs, holes)]
             if guide:  # the content codes of both corruptions and of a completed image equal the guide
                 (c1, _), (c2, _) = codes
-                content = l1(c1.float(), c_gt) + l1(c2.float(), c_gt) + l1(c1.float(), c2.float())
-                content = content + l1(n["sce"](completed[0]).float(), c_gt)
-                style = style + l1(n["style"](completed[0]).float(), s_gt)
+                content = F.l1_loss(c1.float(), c_gt) + F.l1_loss(c2.float(), c_gt) + F.l1_loss(c1.float(), c2.float())
+                content = content + F.l1_loss(n["sce"](completed[0]).float(), c_gt)
+                style = style + F.l1_loss(n["style"](completed[0]).float(), s_gt)
             adv = sum(losses.lsgan_g([s.float() for s in n["discriminator"](c)], p) for c, p in zip(completed, patches))
             g_loss = (cfg["w_l1"] * pixel + cfg["w_perceptual"] * perceptual + cfg["w_adv"] * adv
                       + cfg["w_content"] * content + cfg["w_style"] * style)
