@@ -19,7 +19,6 @@ Masks come from backend.training.masks.BUCKETS with fixed seeds.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path

@@ -61,6 +61,29 @@ def fill_box_and_check(engine, shape: tuple[int, int], box: tuple[int, int, int,
     assert np.array_equal(out[mask == 0], image[mask == 0]) and not np.array_equal(out[mask > 0], image[mask > 0])
 
 
+def photo_batch(n: int, size: int, seeds=None) -> torch.Tensor:
+    """(n, 3, size, size) photo-like images in [0, 1]."""
+    seeds = range(n) if seeds is None else seeds
+    return torch.from_numpy(np.stack([photo_like(size, size, seed=s) for s in seeds])).permute(0, 3, 1, 2).float() / 255
+
+
+def overfit(method, image: torch.Tensor, hole: torch.Tensor, steps: int) -> list[dict[str, float]]:
+    """Train a method `steps` times on one fixed batch; every logged loss must stay finite."""
+    from backend.training.method import StepContext
+
+    ctx = StepContext(method.build_optimizers(), torch.device("cpu"), amp=False)
+    history = [method.train_step(image, hole, ctx, step) for step in range(steps)]
+    assert all(np.isfinite(v) for h in history for v in h.values())
+    return history
+
+
+def assert_falls(history: list[dict[str, float]], terms, ratio: float, head: int = 3, tail: int = 5) -> None:
+    """Each term's mean over the last `tail` steps is under `ratio` times its mean over the first `head`."""
+    for term in terms:
+        first, last = np.mean([h[term] for h in history[:head]]), np.mean([h[term] for h in history[-tail:]])
+        assert last < ratio * first, (term, first, last)
+
+
 def rect_mask(h: int, w: int, *rects) -> np.ndarray:
     m = np.zeros((h, w), np.uint8)
     for x, y, rw, rh in rects:

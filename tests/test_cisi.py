@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import fill_box_and_check, photo_like
+from conftest import assert_falls, fill_box_and_check, overfit, photo_batch
 
 from backend.engines.registry import Registry
 from backend.methods import get_method
@@ -22,10 +22,6 @@ TINY = {"dim": 8, "mlp_dim": 16, "d_dim": 8, "size": 64, "batch": 2, "dilations"
 
 def tiny(recipe: str = "small", **overrides) -> "CISI":
     return CISI(CISI.resolve_config(recipe, {**TINY, **overrides}), torch.device("cpu"))
-
-
-def photos(n: int, size: int) -> torch.Tensor:
-    return torch.from_numpy(np.stack([photo_like(size, size, seed=s) for s in range(n)])).permute(0, 3, 1, 2).float() / 255
 
 
 def test_paper_networks_have_the_described_parts_and_shapes():
@@ -72,7 +68,7 @@ def test_the_style_code_changes_the_output_only_when_content_and_style_are_separ
 
     # Through the served method: the style code of another photo changes the fill.
     method = tiny()
-    image, hole = photos(2, 64), torch.zeros(2, 1, 64, 64)
+    image, hole = photo_batch(2, 64), torch.zeros(2, 1, 64, 64)
     hole[..., 16:48, 16:48] = 1
     with torch.no_grad():
         x = (image * 2 - 1) * (1 - hole)
@@ -151,16 +147,16 @@ def test_updates_alternate_self_content_encoder_then_inferred_content_encoder():
     hole = torch.zeros(2, 1, 64, 64)
     hole[0, :, 16:48, 16:48] = 1
     hole[1, :, 0:20, 30:60] = 1
-    logs = method.train_step(photos(2, 64), hole, ctx, 0)
+    logs = method.train_step(photo_batch(2, 64), hole, ctx, 0)
     assert ctx.updates == [(("sce", "style", "decoder"), True), (("ice", "style", "decoder"), False), ("discriminator", False)]
     assert logs["content"] > 0 and logs["style"] > 0
 
     # The ablations: without latent guidance no content-code loss; without separation neither the
     # self-content encoder nor the style encoder takes part.
     ctx2 = RecordingContext(method := tiny("small-exp2"))
-    assert method.train_step(photos(2, 64), hole, ctx2, 0)["content"] == 0
+    assert method.train_step(photo_batch(2, 64), hole, ctx2, 0)["content"] == 0
     ctx1 = RecordingContext(method := tiny("small-exp1"))
-    logs = method.train_step(photos(2, 64), hole, ctx1, 0)
+    logs = method.train_step(photo_batch(2, 64), hole, ctx1, 0)
     assert ctx1.updates == [(("ice", "decoder"), False), ("discriminator", False)]
     assert logs["content"] == logs["style"] == 0 and "self_l1" not in logs
     assert not method.nets["decoder"].adaptive
@@ -172,17 +168,13 @@ def test_updates_alternate_self_content_encoder_then_inferred_content_encoder():
 def test_loss_falls_when_overfitting_a_tiny_fixed_batch():
     torch.manual_seed(0)
     method = tiny()
-    ctx = StepContext(method.build_optimizers(), torch.device("cpu"), amp=False)
-    image = photos(2, 64)
+    image = photo_batch(2, 64)
     hole = torch.zeros(2, 1, 64, 64)
     hole[0, :, 16:48, 16:48] = 1
     hole[1, :, 8:40, 24:56] = 1
-    history = [method.train_step(image, hole, ctx, step) for step in range(40)]
+    history = overfit(method, image, hole, 40)
     assert set(history[0]) == {"self_l1", "self_perceptual", "g", "l1", "perceptual", "adv", "content", "style", "d"}
-    assert all(np.isfinite(v) for h in history for v in h.values())
-    for term in ("self_l1", "l1", "perceptual"):
-        first, last = np.mean([h[term] for h in history[:3]]), np.mean([h[term] for h in history[-5:]])
-        assert last < 0.6 * first, (term, first, last)
+    assert_falls(history, ("self_l1", "l1", "perceptual"), 0.6)
     with torch.no_grad():
         for net in method.nets.values():
             net.eval()
@@ -200,7 +192,7 @@ def test_style_codes_stay_bounded_while_training():
     # Photos of different colour and contrast: what the style code is there to tell apart.
     tint = torch.from_numpy(gen.uniform(0, 1, (4, 3, 1, 1))).float()
     contrast = torch.tensor([0.2, 0.5, 1.0, 1.5]).view(4, 1, 1, 1)
-    image = ((photos(4, 64) - 0.5) * contrast + tint).clamp(0, 1)
+    image = ((photo_batch(4, 64) - 0.5) * contrast + tint).clamp(0, 1)
     sizes = []
     for step in range(30):
         hole = torch.zeros(4, 1, 64, 64)

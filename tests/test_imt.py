@@ -1,11 +1,10 @@
 """Infer-Match-Translate: patch-swap, the networks, learning, multi-scale serving and style transfer."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import fill_box_and_check, photo_like
+from conftest import assert_falls, fill_box_and_check, overfit, photo_batch, photo_like
 from PIL import Image
 
 from backend.cli import main as cli_main
@@ -28,10 +27,6 @@ TINY = {"g1_dim": 8, "g1_blocks": 2, "g2_widths": [16, 16, 16, 16, 16, 16, 16], 
 def tiny(**overrides) -> "IMT":
     method = IMT(IMT.resolve_config("small", {**TINY, **overrides}), torch.device("cpu"))
     return method
-
-
-def photos(n: int, size: int) -> torch.Tensor:
-    return torch.from_numpy(np.stack([photo_like(size, size, seed=s) for s in range(n)])).permute(0, 3, 1, 2).float() / 255
 
 
 def test_patch_swap_fills_the_hole_with_the_exact_missing_patches():
@@ -114,18 +109,12 @@ def test_scales_double_from_the_training_size_to_the_crop():
 
 def test_both_losses_fall_when_overfitting_a_tiny_fixed_batch():
     torch.manual_seed(0)
-    method = tiny()
-    ctx = StepContext(method.build_optimizers(), torch.device("cpu"), amp=False)
-    image = photos(2, 64)
     hole = torch.zeros(2, 1, 64, 64)
     hole[0, :, 16:48, 16:48] = 1
     hole[1, :, 8:40, 24:56] = 1
-    history = [method.train_step(image, hole, ctx, step) for step in range(60)]
+    history = overfit(tiny(), photo_batch(2, 64), hole, 60)
     assert set(history[0]) == {"perceptual1", "adv1", "d1", "perceptual2", "adv2", "d2", "l1_coarse"}
-    assert all(np.isfinite(v) for h in history for v in h.values())
-    for term in ("perceptual1", "perceptual2"):  # Image2Feature and Feature2Image
-        first, last = np.mean([h[term] for h in history[:3]]), np.mean([h[term] for h in history[-5:]])
-        assert last < 0.6 * first, (term, first, last)
+    assert_falls(history, ("perceptual1", "perceptual2"), 0.6)  # Image2Feature and Feature2Image
 
 
 def test_mixture_feeds_feature2image_the_inferred_features(monkeypatch):
@@ -133,7 +122,7 @@ def test_mixture_feeds_feature2image_the_inferred_features(monkeypatch):
     real = imt.patch_swap
     monkeypatch.setattr(imt, "patch_swap", lambda f, h, **kw: seen.append(f.clone()) or real(f, h, **kw))
     torch.manual_seed(0)
-    image, hole = photos(2, 64), torch.zeros(2, 1, 64, 64)
+    image, hole = photo_batch(2, 64), torch.zeros(2, 1, 64, 64)
     hole[..., 16:48, 16:48] = 1
     for mixture, from_step in ((0.0, 0), (1.0, 1)):
         method = tiny(mixture=mixture, mixture_from=from_step)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import fill_box_and_check, photo_like
+from conftest import assert_falls, fill_box_and_check, overfit, photo_batch, photo_like
 from torch import nn
 
 from backend.engines.base import Engine, SizeRules
@@ -16,7 +16,6 @@ from backend.methods.nfgan.model import GLOBAL_D, LOCAL_D, Discriminator, Genera
 from backend.request import FillRequest, Output
 from backend.training import checkpoint
 from backend.training.masks import bucket_mask, generate_mask
-from backend.training.method import StepContext
 
 NFGAN = get_method("nfgan")
 
@@ -83,16 +82,11 @@ def test_local_windows_sit_on_the_hole_and_inside_the_image():
 def test_loss_falls_when_overfitting_a_tiny_fixed_batch():
     torch.manual_seed(0)
     method = NFGAN(NFGAN.resolve_config("paper", {"batch": 4}), torch.device("cpu"))
-    ctx = StepContext(method.build_optimizers(), torch.device("cpu"), amp=False)
-    image = torch.from_numpy(np.stack([photo_like(24, 24, seed=s) for s in range(4)])).permute(0, 3, 1, 2).float() / 255
     hole = torch.zeros(4, 1, 24, 24)
     hole[..., 8:16, 8:16] = 1
-    history = [method.train_step(image, hole, ctx, step) for step in range(40)]
+    history = overfit(method, photo_batch(4, 24), hole, 40)
     assert set(history[0]) == {"g", "l2", "adv_global", "adv_local", "neural", "d_global", "d_local"}
-    assert all(np.isfinite(v) for h in history for v in h.values())
-    for term in ("g", "l2", "neural"):
-        first, last = np.mean([h[term] for h in history[:3]]), np.mean([h[term] for h in history[-5:]])
-        assert last < 0.5 * first, (term, first, last)
+    assert_falls(history, ("g", "l2", "neural"), 0.5)
 
 
 class FixedProbe(Engine):
