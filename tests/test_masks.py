@@ -101,3 +101,9 @@ def test_the_masks_of_yeh_et_al():
     n, _, stats, _ = cv2.connectedComponentsWithStats(pattern, connectivity=4)
     # Blotches, not single pixels: a few regions, the largest holding most of the hole.
     assert 2 <= n - 1 <= 40 and stats[1:, cv2.CC_STAT_AREA].max() > 0.2 * np.count_nonzero(pattern)
+
+
+def test_the_imagenet_hole_of_infer_match_translate():
+    """A centred 224x224 square in a 512x512 image (the paper's fixed-hole test)."""
+    mask = bucket_mask("centre 224/512", 0, 512, 512)
+    assert np.count_nonzero(mask[144:368, 144:368]) == 224 * 224 == np.count_nonzero(mask)

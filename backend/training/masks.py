@@ -47,6 +47,8 @@ EXTRA_BUCKETS: dict[str, tuple[str, Ratio]] = {
     "pattern 25%": ("pattern", (0.22, 0.28)),  # "random pattern ... approximately 25 % missing"
     "pixels 80%": ("pixels", (0.79, 0.81)),  # "80 % missing complete random masks"
     "half": ("half", (0.5, 0.5)),  # "half missing ... randomly horizontal or vertical"
+    # Infer-Match-Translate's ImageNet test: a centred 224x224 hole in 512x512.
+    "centre 224/512": ("centre", ((224 / 512) ** 2, (224 / 512) ** 2)),
 }
 ALL_BUCKETS = {**BUCKETS, **EXTRA_BUCKETS}
 
