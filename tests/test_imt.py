@@ -181,3 +181,18 @@ def test_style_transfer_command_renders_content_with_style_patches(tmp_path, cap
     assert cli_main(["style-transfer", "--model", "patchmatch", "--models-dir", str(tmp_path), "--content",
                      str(tmp_path / "content.png"), "--style", str(tmp_path / "style.png"), "--out", str(out)]) == 2
     assert "not an Infer-Match-Translate" in capsys.readouterr().err
+
+
+def test_tone_alignment_matches_the_fill_to_the_colour_around_the_hole():
+    method = tiny()
+    for net in method.nets.values():
+        net.eval()
+    method.nets["g2"] = lambda f: torch.full((f.shape[0], 3, f.shape[2] * 4, f.shape[3] * 4), -0.8)  # dark, flat
+    image = torch.full((1, 3, 64, 64), 0.6)
+    hole = torch.zeros(1, 1, 64, 64)
+    hole[..., 20:44, 20:44] = 1
+    with torch.no_grad():
+        aligned = method.complete(image * (1 - hole), hole, align=True)
+        plain = method.complete(image * (1 - hole), hole, align=False)
+    assert torch.allclose(aligned, image, atol=1e-5)
+    assert torch.allclose(plain[..., 30, 30], torch.tensor(0.1))

@@ -22,6 +22,7 @@ from backend.training.method import Method, StepContext, frozen, pad_to_multiple
 
 RELU3_1 = 11  # index in VGG's `features`, the same in VGG16 and VGG19
 FEATURE_STRIDE = 4  # relu3_1 is after two 2x2 poolings
+TONE_RING = 4  # pixels of known border whose mean colour the fill is shifted to match
 
 
 def gan_loss(logits: torch.Tensor, real: bool) -> torch.Tensor:
@@ -56,6 +57,8 @@ class InferMatchTranslate(Method):
     params = {
         "iterations": Param(int, 1, "Feature2Image passes per scale: more sharpens texture but piles up "
                                     "artifacts at the boundary (the paper's finding)", 1, 8),
+        "tone": Param(str, "align", "align: shift the fill's colour to match the border around it (the paper's "
+                                    "tone adjustment); off: as Feature2Image renders it", choices=("align", "off")),
     }
 
     def build_networks(self):
@@ -129,15 +132,19 @@ class InferMatchTranslate(Method):
 
     # ---- inference ----
 
-    def translate(self, image: torch.Tensor, known: torch.Tensor, hole: torch.Tensor, iterations: int) -> torch.Tensor:
+    def translate(self, image: torch.Tensor, known: torch.Tensor, hole: torch.Tensor, iterations: int,
+                  align: bool = True) -> torch.Tensor:
         """VGG, patch-swap, Feature2Image and paste, `iterations` times ([-1, 1] images at one scale)."""
         fhole = feature_hole(hole, FEATURE_STRIDE)
+        ring = (F.max_pool2d(hole, 2 * TONE_RING + 1, 1, TONE_RING) - hole) if align else None
         for _ in range(iterations):
             out = self.nets["g2"](patch_swap(self.vgg(image), fhole)).float()
+            if ring is not None:  # the paper's tone adjustment: match the output's colour to the input's around the hole
+                out = out + ((known - out) * ring).sum((2, 3), keepdim=True) / ring.sum((2, 3), keepdim=True).clamp_min(1)
             image = out * hole + known * (1 - hole)
         return image
 
-    def complete(self, image: torch.Tensor, hole: torch.Tensor, iterations: int = 1,
+    def complete(self, image: torch.Tensor, hole: torch.Tensor, iterations: int = 1, align: bool = True,
                  progress: Callable[[float, str], None] | None = None) -> torch.Tensor:
         """Fill any size: Image2Feature at the coarsest scale, then one Feature2Image stage per scale."""
         h, w = image.shape[-2:]
@@ -155,14 +162,15 @@ class InferMatchTranslate(Method):
                 current = self.nets["g1"](known, hole_s).float() * hole_s + known
             else:
                 current = F.interpolate(current, size=size, mode="bilinear", align_corners=False) * hole_s + known
-            current = self.translate(current, known, hole_s, iterations)
+            current = self.translate(current, known, hole_s, iterations, align)
         return ((current[..., :h, :w] + 1) / 2).clamp(0, 1)
 
     def inpaint(self, image: torch.Tensor, hole: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        return self.complete(image, hole)
+        return self.complete(image, hole, align=self.config.get("tone", "align") == "align")
 
     def serve(self, image: torch.Tensor, hole: torch.Tensor, options: InpaintOptions, progress: Progress) -> torch.Tensor:
-        out = self.complete(image, hole, int(options.params["iterations"]), progress)
+        p = options.params
+        out = self.complete(image, hole, int(p["iterations"]), p["tone"] == "align", progress)
         progress(1.0, "done")
         return out
 

@@ -33,6 +33,8 @@ PAPER: dict[str, Any] = {
     # Serving: crops up to this side are filled at their own size through the scales (larger ones
     # are scaled down to it). Image2Feature runs at the training size; each scale above doubles.
     "serve_size": 1024,
+    # Validation fills with the paper's tone adjustment (serving's default too; the `tone` option).
+    "tone": "align",
 }
 
 # Hours on a CPU: 128x128 crops at half the widths, random scales for variety from a few photos, and
