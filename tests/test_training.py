@@ -221,3 +221,12 @@ def test_scene_crops_and_rotations(tmp_path):
     # Unturned, red is constant down each column; turned crops vary down the columns.
     down = lambda t: float(t[0].std(dim=0).mean())  # noqa: E731
     assert max(down(scenes[k][0]) for k in range(5)) < 1e-3 and max(down(turned[k][0]) for k in range(5)) > 0.02
+
+
+def test_resume_takes_changed_settings_from_then_on(photos, tmp_path):
+    out = tmp_path / "m"
+    assert main(train_cmd(photos, out, "--steps", "2", "--set", "val_every=100")) == 0
+    assert main(train_cmd(photos, out, "--resume", "--steps", "4", "--set", "val_every=3")) == 0
+    meta = json.loads((tmp_path / "m.json").read_text())
+    assert meta["config"]["steps"] == 4 and meta["config"]["val_every"] == 3
+    assert "size" in meta["config"]  # the rest comes from the resumed run

@@ -178,7 +178,12 @@ class Trainer:
             raise SystemExit(f"nothing to resume in {self.folder}")
         if self.resumed:
             self.config = dict(self.resumed[3]["config"])
-            self.config["steps"] = opts.overrides.get("steps") or self.config["steps"]  # a run may be extended
+            # A run may be extended (--steps) or changed from here on (--set, e.g. a fine-tuning switch);
+            # what lives in the checkpoint (weights, optimiser state and its learning rates) is as saved.
+            changed = {k: v for k, v in opts.overrides.items() if v is not None and self.config.get(k) != v}
+            self.config.update(changed)
+            if changed and self.dist.main:
+                print("resumed with " + ", ".join(f"{k}={v}" for k, v in changed.items()), flush=True)
         else:
             self.config = {**DEFAULTS, **self.cls.resolve_config(opts.recipe, {})}
             self.config.update({k: v for k, v in opts.overrides.items() if v is not None})
