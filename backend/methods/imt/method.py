@@ -151,7 +151,6 @@ class InferMatchTranslate(Method):
         x = pad_to_multiple(image * 2 - 1, self.multiple, 2 * self.multiple)
         m = (pad_to_multiple(hole, self.multiple, 2 * self.multiple) > 0).float()
         sizes = scale_sizes(*x.shape[-2:], int(self.config["size"]), self.multiple)
-        sizes[-1] = tuple(x.shape[-2:])
         current = None
         for i, size in enumerate(sizes):
             if progress is not None:

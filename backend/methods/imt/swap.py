@@ -95,30 +95,21 @@ def paste_average(features: Tensor, queries: Tensor, chosen: Tensor, bank: Tenso
     return (total / count.clamp_min(1)).view(c, h + 2, w + 2)[:, 1:-1, 1:-1]
 
 
-def patch_swap(features: Tensor, hole: Tensor, bank: Tensor | None = None, bank_hole: Tensor | None = None,
-               chunk_budget: int = CHUNK_BUDGET) -> Tensor:
+def patch_swap(features: Tensor, hole: Tensor, bank: Tensor | None = None, chunk_budget: int = CHUNK_BUDGET) -> Tensor:
     """Replace the hole cells of feature maps with averaged best-matching known patches.
 
     features (B, C, H, W); hole (B, 1, H, W), 1 on cells to fill (`feature_hole` of a pixel hole).
-    bank: where the patches come from (default: the features themselves, minus every window
-    touching the hole); bank_hole (B, 1, Hb, Wb) marks cells of a separate bank not to copy from. Style transfer swaps a
-    content map (hole everywhere) against a style image's map (no bank hole).
+    bank: where the patches come from; by default the features themselves, minus every window
+    touching the hole. Style transfer swaps a content map (hole everywhere) against a style image's.
     Cells outside the hole are returned unchanged, and so is a map with no known patch to copy."""
     out = []
     for i in range(features.shape[0]):
         f, m = features[i], hole[i, 0] > 0
-        if not m.any():
+        touching = _windows_touching(m)
+        b, sources = (f, ~touching) if bank is None else (bank[i], torch.ones_like(bank[i, 0], dtype=torch.bool))
+        if not m.any() or not sources.any():
             out.append(f)
             continue
-        if bank is None:
-            b, sources = f, ~_windows_touching(m)
-        else:
-            b = bank[i]
-            sources = ~_windows_touching(bank_hole[i, 0] > 0) if bank_hole is not None else torch.ones_like(b[0], dtype=torch.bool)
-        if not sources.any():
-            out.append(f)
-            continue
-        queries, chosen = best_patches(f, _windows_touching(m), b, sources, chunk_budget)
-        swapped = paste_average(f, queries, chosen, b)
-        out.append(torch.where(m, swapped, f))
+        queries, chosen = best_patches(f, touching, b, sources, chunk_budget)
+        out.append(torch.where(m, paste_average(f, queries, chosen, b), f))
     return torch.stack(out)
