@@ -241,14 +241,16 @@ def run_style_transfer(args: argparse.Namespace) -> int:
     import torch
     import torch.nn.functional as F
 
+    from backend.api.errors import classify
+    from backend.engines.region import quantize, to_float
     from backend.engines.registry import Registry
     from backend.images import ImageError, decode_image, encode_png
     from backend.service import pick_device
 
     try:
         engine = Registry(args.models_dir, pick_device(args.device)).get(args.model)
-    except (KeyError, ValueError, OSError) as e:
-        print(f"error: {e.args[0] if e.args else e}", file=sys.stderr)
+    except Exception as e:  # noqa: BLE001 - report the reason, not a traceback
+        print(f"error: {classify(e).detail}", file=sys.stderr)
         return 2
     model = getattr(engine, "model", None)
     if not hasattr(model, "transfer_style"):
@@ -257,8 +259,7 @@ def run_style_transfer(args: argparse.Namespace) -> int:
 
     def load(path: Path) -> torch.Tensor:
         pixels = decode_image(path.read_bytes(), 2**28, str(path))[..., :3]
-        x = torch.from_numpy(pixels.astype(np.float32) / (65535.0 if pixels.dtype == np.uint16 else 255.0))
-        x = x.permute(2, 0, 1)[None].to(engine.device)
+        x = torch.from_numpy(to_float(pixels)).permute(2, 0, 1)[None].to(engine.device)
         scale = min(1.0, args.size / max(x.shape[-2:]))
         size = (max(16, round(x.shape[-2] * scale)), max(16, round(x.shape[-1] * scale)))
         return F.interpolate(x, size=size, mode="area") if size != tuple(x.shape[-2:]) else x
@@ -270,7 +271,7 @@ def run_style_transfer(args: argparse.Namespace) -> int:
         return 2
     with torch.no_grad():
         out = model.transfer_style(content, style)[0].permute(1, 2, 0).cpu().numpy()
-    args.out.write_bytes(encode_png((out * 255 + 0.5).astype(np.uint8)))
+    args.out.write_bytes(encode_png(quantize(out, np.uint8)))
     print(f"written: {args.out} ({out.shape[1]}x{out.shape[0]})")
     return 0
 

@@ -116,11 +116,11 @@ def plan_crop(box: Box, engine: Engine, limit: tuple[int, int]) -> Plan:
     return Plan((x0, y0, x1, y1), (ww, wh), (padded(ww) - ww, padded(wh) - wh))
 
 
-def _to_float(pixels: np.ndarray) -> np.ndarray:
+def to_float(pixels: np.ndarray) -> np.ndarray:
     return pixels.astype(np.float32) / (65535.0 if pixels.dtype == np.uint16 else 255.0)
 
 
-def _quantize(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+def quantize(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     top = 65535.0 if dtype == np.uint16 else 255.0
     return np.clip(values * top + 0.5, 0, top).astype(dtype)
 
@@ -202,7 +202,7 @@ def fill_region(engine: Engine, req: FillRequest, progress: Progress | None = No
         plan = plan_crop(box, engine, (width, height))
         x0, y0, x1, y1 = plan.box
         sub_hole = alpha[y0:y1, x0:x1] > 0
-        orig = _to_float(image[y0:y1, x0:x1, :3])
+        orig = to_float(image[y0:y1, x0:x1, :3])
         options = InpaintOptions(seed=req.seed + i, params=params)
         t0 = time.perf_counter()
         fill = run_engine(engine, orig, sub_hole, plan, options, progress.span(i / len(boxes), 1 / len(boxes)))
@@ -214,19 +214,19 @@ def fill_region(engine: Engine, req: FillRequest, progress: Progress | None = No
 
         a = alpha[y0:y1, x0:x1]
         sel = a > 0
-        fill_q = _quantize(fill, image.dtype)
+        fill_q = quantize(fill, image.dtype)
         if req.output is Output.LAYER:
             dst = out[y0:y1, x0:x1]
             dst[sel, :3] = fill_q[sel]
-            dst[sel, 3] = _quantize(a[sel], image.dtype)
+            dst[sel, 3] = quantize(a[sel], image.dtype)
         else:
             a3 = a[sel][:, None]
             blended = orig[sel] * (1 - a3) + fill[sel] * a3
             dst = out[y0:y1, x0:x1]
-            dst[sel, :3] = _quantize(blended, image.dtype)
+            dst[sel, :3] = quantize(blended, image.dtype)
             if channels == 4:  # what was filled is opaque
                 src_alpha = image[y0:y1, x0:x1, 3][sel].astype(np.float32) / top
-                dst[sel, 3] = _quantize(src_alpha * (1 - a[sel]) + a[sel], image.dtype)
+                dst[sel, 3] = quantize(src_alpha * (1 - a[sel]) + a[sel], image.dtype)
     progress(1.0, "done")
     bx, by, bw, bh = masks.bounding_box(window_hole)
     return FillResult(out, (bx + wx0, by + wy0, bw, bh), req.seed, engine.id, engine_s * 1000)
