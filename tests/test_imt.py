@@ -25,8 +25,17 @@ TINY = {"g1_dim": 8, "g1_blocks": 2, "g2_widths": [16, 16, 16, 16, 16, 16, 16], 
 
 
 def tiny(**overrides) -> "IMT":
-    method = IMT(IMT.resolve_config("small", {**TINY, **overrides}), torch.device("cpu"))
-    return method
+    return IMT(IMT.resolve_config("small", {**TINY, **overrides}), torch.device("cpu"))
+
+
+def export_tiny(stem) -> None:
+    """A tiny untrained checkpoint as training exports it (with the pretrained VGG it carries)."""
+    torch.manual_seed(0)
+    config = IMT.resolve_config("small", TINY)
+    method = IMT(config, torch.device("cpu"))
+    method.build_optimizers()  # loads the pretrained VGG
+    checkpoint.export(stem, checkpoint.network_tensors(method.nets, IMT.inference_networks),
+                      {"method": "imt", "config": {**config, "method": "imt"}, "step": 0})
 
 
 def test_patch_swap_fills_the_hole_with_the_exact_missing_patches():
@@ -138,12 +147,7 @@ def test_mixture_feeds_feature2image_the_inferred_features(monkeypatch):
 @pytest.mark.parametrize("shape, hole", [((300, 200), (150, 120, 40, 30)), ((17, 41), (2, 30, 6, 9)),
                                          ((250, 230), (20, 30, 200, 150))])
 def test_served_through_the_registry_at_any_size(tmp_path, shape, hole):
-    torch.manual_seed(0)
-    config = IMT.resolve_config("small", TINY)
-    method = IMT(config, torch.device("cpu"))
-    method.build_optimizers()  # loads the pretrained VGG the checkpoint carries
-    checkpoint.export(tmp_path / "imt-test", checkpoint.network_tensors(method.nets, IMT.inference_networks),
-                      {"method": "imt", "config": {**config, "method": "imt"}, "step": 0})
+    export_tiny(tmp_path / "imt-test")
     engine = Registry(tmp_path, torch.device("cpu")).get("imt-test")
     assert set(engine.model.nets) == {"features", "g1", "g2"} and engine.size.native == 256
     fill_box_and_check(engine, shape, hole, params={"iterations": 2})
@@ -166,12 +170,7 @@ def test_multi_scale_runs_feature2image_once_per_scale_and_iteration(monkeypatch
 
 
 def test_style_transfer_command_renders_content_with_style_patches(tmp_path, capsys):
-    torch.manual_seed(0)
-    config = IMT.resolve_config("small", TINY)
-    method = IMT(config, torch.device("cpu"))
-    method.build_optimizers()
-    checkpoint.export(tmp_path / "imt-style", checkpoint.network_tensors(method.nets, IMT.inference_networks),
-                      {"method": "imt", "config": {**config, "method": "imt"}, "step": 0})
+    export_tiny(tmp_path / "imt-style")
     Image.fromarray(photo_like(70, 90, seed=1)).save(tmp_path / "content.png")
     Image.fromarray(photo_like(64, 64, seed=2)).save(tmp_path / "style.png")
     out = tmp_path / "out.png"
