@@ -230,3 +230,12 @@ def test_resume_takes_changed_settings_from_then_on(photos, tmp_path):
     meta = json.loads((tmp_path / "m.json").read_text())
     assert meta["config"]["steps"] == 4 and meta["config"]["val_every"] == 3
     assert "size" in meta["config"]  # the rest comes from the resumed run
+
+
+def test_wallpapers_named_by_their_size_keep_one_photo_each():
+    # KDE wallpapers are all <Name>/contents/images/1920x1080.jpg: named by file, 9 of 11 overwrote each other.
+    from backend.training.photos import WALLPAPERS, photo_name
+
+    paths = [Path(WALLPAPERS, n, "contents/images/1920x1080.jpg") for n in ("Kite", "Path", "Grey")]
+    assert [photo_name(p) for p in paths] == ["Kite", "Path", "Grey"]
+    assert photo_name(Path("/usr/share/backgrounds/mate/nature/Aqua.jpg")) == "Aqua"

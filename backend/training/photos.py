@@ -71,6 +71,14 @@ def sources() -> list[Source]:
     ]
 
 
+def photo_name(path: Path) -> str:
+    """A name unique within its source: KDE wallpapers all call their file by its size
+    (<Name>/contents/images/1920x1080.jpg), so they are named by their folder."""
+    if path.parent.name == "images" and path.parent.parent.name == "contents":
+        return path.parents[2].name
+    return path.stem
+
+
 def _is_val(name: str, fraction: float) -> bool:
     return int.from_bytes(hashlib.sha1(name.encode()).digest()[:8], "big") / 2**64 < fraction
 
@@ -87,7 +95,7 @@ def prepare(out: Path, max_side: int = 2048, val_fraction: float = 0.15) -> dict
             img = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if img is None:
                 continue
-            name = f"{src.name}__{path.stem}.jpg"
+            name = f"{src.name}__{photo_name(path)}.jpg"
             split = "test" if src.split == "test" else ("val" if _is_val(name, val_fraction) else "train")
             scale = min(1.0, max_side / max(img.shape[:2]))
             if scale < 1:
