@@ -232,6 +232,33 @@ def test_resume_takes_changed_settings_from_then_on(photos, tmp_path):
     assert "size" in meta["config"]  # the rest comes from the resumed run
 
 
+def test_ema_resumes_exactly_and_is_what_the_export_serves(photos, tmp_path):
+    steps = ["--set", "ema=0.9", "--set", "save_every=2", "--set", "val_every=100"]
+    assert main(train_cmd(photos, tmp_path / "whole", "--steps", "4", *steps)) == 0
+    assert main(train_cmd(photos, tmp_path / "split", "--steps", "2", *steps)) == 0
+    assert main(train_cmd(photos, tmp_path / "split", "--steps", "4", "--resume")) == 0
+    a, b = final_weights(tmp_path / "whole"), final_weights(tmp_path / "split")
+    assert a.keys() == b.keys() and any(k.startswith("ema.generator.") for k in a)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    exported = load_file(str(tmp_path / "split.safetensors"))
+    assert all(torch.equal(v, b[f"ema.{k}"]) for k, v in exported.items())
+    assert any(not torch.equal(v, b[k]) for k, v in exported.items())  # the shadow, not the trained weights
+
+
+def test_ema_loads_the_older_single_generator_shadow_and_starts_missing_ones_from_the_weights():
+    from backend.training.trainer import EMA
+
+    nets = {"generator": torch.nn.Linear(2, 2), "other": torch.nn.Linear(2, 2)}
+    ema = EMA(nets, ("generator", "other"), 0.9)
+    older = {f"ema.{k}": torch.full_like(v, 7.0) for k, v in nets["generator"].state_dict().items()}
+    ema.load(older)
+    assert all((v == 7).all() for v in ema.shadows["generator"].state_dict().values())
+    assert torch.equal(ema.shadows["other"].weight, nets["other"].weight)
+    ema.load(ema.tensors())  # and its own format round-trips
+    assert all((v == 7).all() for v in ema.shadows["generator"].state_dict().values())
+
+
 def test_wallpapers_named_by_their_size_keep_one_photo_each():
     # KDE wallpapers are all <Name>/contents/images/1920x1080.jpg: named by file, 9 of 11 overwrote each other.
     from backend.training.photos import WALLPAPERS, photo_name

@@ -35,6 +35,12 @@ def pad_to_multiple(x: torch.Tensor, multiple: int, minimum: int = 0) -> torch.T
         x = F.pad(x, (0, pw, 0, ph), mode="reflect")
 
 
+def unwrap(net: torch.nn.Module) -> torch.nn.Module:
+    """The network inside a DistributedDataParallel wrapper (itself when not wrapped), for reading its
+    attributes; forward passes go through the wrapper, which synchronises the gradients."""
+    return getattr(net, "module", net)
+
+
 @contextlib.contextmanager
 def frozen(*nets: torch.nn.Module):
     """No parameter gradients for `nets` while the loss still flows through them (saves their weight gradients)."""
@@ -49,34 +55,105 @@ def frozen(*nets: torch.nn.Module):
                 p.requires_grad_(s)
 
 
-class StepContext:
-    """Backward passes and optimiser steps with AMP loss scaling applied uniformly."""
+PRECISIONS = ("bf16", "fp16", "fp32")
 
-    def __init__(self, optimizers: dict[str, torch.optim.Optimizer], device: torch.device, amp: bool,
-                 cpu_bf16: bool = False):
+
+def resolve_precision(device: torch.device, precision: str = "auto", amp: bool = True, cpu_bf16: bool = False) -> str:
+    """The precision a run trains in: bf16, fp16 or fp32.
+
+    CUDA follows `precision`; "auto" is bf16 where the GPU has it (fp32's range, so no loss scaling), else fp16.
+    `amp=False`, the older switch, still means fp32 unless a precision is named. CPUs follow `cpu_bf16` alone.
+    """
+    if precision != "auto" and precision not in PRECISIONS:  # a typo fails on every device, not only on a GPU
+        raise ValueError(f"precision must be auto, {', '.join(PRECISIONS)}; got {precision!r}")
+    if device.type == "cpu":
+        return "bf16" if cpu_bf16 else "fp32"
+    if device.type != "cuda":
+        return "fp32"
+    if precision == "auto":
+        if not amp:
+            return "fp32"
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return precision
+
+
+class LossScalers:
+    """fp16 loss scaling with one GradScaler per step group: the optimiser(s) one `StepContext.step` call steps.
+
+    A backward pass carries one scale, so a loss stepping several optimisers uses its group's one scaler, and
+    GradScaler.step still checks each optimiser's own gradients and skips only the one holding inf/NaN.
+    Separate groups (a discriminator's and a generator's loss) each find their own scale: an overflow backs off
+    only its group's scaler. update() follows each group's steps, so no scaler is stepped twice between updates.
+    """
+
+    def __init__(self, device_type: str = "cuda"):
+        self.device_type = device_type
+        self.scalers: dict[str, torch.amp.GradScaler] = {}
+        self.loaded: dict[str, dict] = {}  # resumed states of groups not stepped yet
+        self.shared: dict = {}  # a resumed single scaler (older states): the start of every group without its own
+
+    def get(self, names: tuple[str, ...]) -> torch.amp.GradScaler:
+        key = "+".join(names)
+        if key not in self.scalers:
+            scaler = torch.amp.GradScaler(self.device_type)
+            state = self.loaded.pop(key, None) or self.shared
+            if state:
+                scaler.load_state_dict(state)
+            self.scalers[key] = scaler
+        return self.scalers[key]
+
+    def state_dict(self) -> dict[str, dict]:
+        # Groups not stepped since the resume keep their saved state (e.g. a stage that runs only on some steps).
+        return {**self.loaded, **{k: s.state_dict() for k, s in self.scalers.items()}}
+
+    def load_state_dict(self, states: dict[str, dict], shared: dict | None = None) -> None:
+        self.scalers.clear()
+        self.loaded = dict(states)
+        self.shared = dict(shared or {})
+
+
+class StepContext:
+    """Backward passes and optimiser steps in the run's precision, with fp16 loss scaling applied uniformly."""
+
+    def __init__(self, optimizers: dict[str, torch.optim.Optimizer], device: torch.device, amp: bool = True,
+                 cpu_bf16: bool = False, precision: str = "auto"):
         self.optimizers = optimizers
         self.device = device
-        self.amp = amp and device.type == "cuda"
-        # bfloat16 on CPUs with native bf16 (AVX512-BF16, AMX): ~1.4x faster convs, no loss scaling needed.
-        self.cpu_bf16 = cpu_bf16 and device.type == "cpu"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        # On CPUs bf16 needs native support (AVX512-BF16, AMX) to pay: ~1.4x faster convs there.
+        self.precision = resolve_precision(device, precision, amp, cpu_bf16)
+        # Only fp16 needs loss scaling: its small range underflows gradients; bf16 shares fp32's range.
+        self.scalers = LossScalers(device.type) if self.precision == "fp16" else None
 
     def autocast(self):
-        if self.amp:
-            return torch.autocast("cuda", dtype=torch.float16)
-        if self.cpu_bf16:
-            return torch.autocast("cpu", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
 
     def step(self, names: str | tuple[str, ...], loss: torch.Tensor) -> None:
         """Backward `loss` and step optimiser `names` (one or several; their gradients are cleared first)."""
-        opts = [self.optimizers[n] for n in ((names,) if isinstance(names, str) else names)]
+        names = (names,) if isinstance(names, str) else tuple(names)
+        opts = [self.optimizers[n] for n in names]
         for opt in opts:
             opt.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
+        if self.scalers is None:
+            loss.backward()
+            for opt in opts:
+                opt.step()
+            return
+        scaler = self.scalers.get(names)
+        scaler.scale(loss).backward()
         for opt in opts:
-            self.scaler.step(opt)
-        self.scaler.update()
+            scaler.step(opt)  # unscales this optimiser's gradients; skips its step on inf/NaN
+        scaler.update()
+
+    def scaler_state_dict(self) -> dict[str, dict]:
+        return self.scalers.state_dict() if self.scalers is not None else {}
+
+    def load_scaler_state_dict(self, states: dict[str, dict], shared: dict | None = None) -> None:
+        """Resume the loss scales; `shared` is an older state's single scaler, the start of every group."""
+        if self.scalers is not None:  # bf16 and fp32 have no scale to resume
+            self.scalers.load_state_dict(states, shared)
 
 
 class Method(ABC):
@@ -86,10 +163,13 @@ class Method(ABC):
     description: str = ""
     recipes: dict[str, dict[str, Any]] = {}  # name -> paper defaults; "paper" is the default
     inference_networks: tuple[str, ...] = ("generator",)  # what an exported checkpoint keeps
+    # The trained inference networks an EMA run (--set ema=DECAY) averages: validation and the export use the averages.
+    ema_networks: tuple[str, ...] = ("generator",)
     multiple: int = 8  # serving pads crops to a multiple of this
     fixed_size: bool = False  # True: the networks take exactly the trained size (serving scales every crop to it)
     params: dict[str, Param] = {}  # serving options (e.g. a search's iterations), validated and listed by the API
     needs_gradients: bool = False  # inference optimises something (e.g. a latent code): serve with autograd on
+    blends_itself: bool = False  # serving joins the fill to the photo itself (an option such as blend=paste|poisson)
 
     def __init__(self, config: dict[str, Any], device: torch.device):
         self.config = config

@@ -24,15 +24,19 @@ from torch.utils.data import DataLoader
 from backend import __version__
 from backend.methods import get_method
 from backend.training import checkpoint, reports
-from backend.training.data import MaskSpec, TrainingPhotos, ValidationPhotos, find_photos, split, summary
-from backend.training.method import Method, StepContext
+from backend.training.data import MaskSpec, TrainingPhotos, ValidationPhotos, loader_workers, photo_files, split, summary
+from backend.training.method import Method, StepContext, unwrap
 from backend.training.metrics import all_metrics
 
 DEFAULTS: dict[str, Any] = {
     "size": 256, "batch": 8, "steps": 10000, "seed": 0, "val_every": 500, "save_every": 1000, "log_every": 10,
-    "val_fraction": 0.15, "val_per_photo": 2, "mask_ratio": [0.1, 0.5],
-    "mask_kinds": {"strokes": 0.5, "boxes": 0.2, "blobs": 0.3}, "ema": 0.0, "amp": True, "cpu_bf16": False, "workers": 2,
+    "val_fraction": 0.15, "val_per_photo": 2, "val_crops": 500, "mask_ratio": [0.1, 0.5],
+    "mask_kinds": {"strokes": 0.5, "boxes": 0.2, "blobs": 0.3}, "ema": 0.0,
+    "workers": "auto",  # data loader processes; "auto": see loader_workers
     "crop_fraction": None, "rotate": 0.0,  # see TrainingPhotos
+    # CUDA precision: "auto" is bf16 where the GPU has it, else fp16 (loss-scaled); "bf16", "fp16" or "fp32" pick one.
+    # "amp": false, the older switch, means fp32. CPUs ignore both: "cpu_bf16" alone switches them to bfloat16.
+    "precision": "auto", "amp": True, "cpu_bf16": False,
 }
 
 
@@ -68,9 +72,23 @@ class Distributed:
     def main(self) -> bool:
         return self.rank == 0
 
+    @property
+    def sync_batchnorm(self) -> bool:
+        """Whether BatchNorm turns into SyncBatchNorm: with several processes, on CUDA (torch has no CPU SyncBatchNorm)."""
+        return self.world > 1 and self.device.type == "cuda"
+
     def wrap(self, net: torch.nn.Module) -> torch.nn.Module:
+        """A trainable network in DDP when there are several processes; others as they are.
+
+        BatchNorm then normalises over every process's batch where it can (`sync_batchnorm`); on the CPU each
+        process keeps its own statistics. SyncBatchNorm has BatchNorm's state-dict keys, so checkpoints are the
+        same either way. Methods freeze whole networks for some passes (`frozen`): such a pass leaves DDP no
+        gradient to wait for, so find_unused_parameters (a graph search every step) is not needed.
+        """
         if self.world == 1 or not any(p.requires_grad for p in net.parameters()):
             return net
+        if self.sync_batchnorm:
+            net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)  # shares the parameters the optimisers hold
         ids = [self.device.index] if self.device.type == "cuda" else None
         return torch.nn.parallel.DistributedDataParallel(net, device_ids=ids, broadcast_buffers=False)
 
@@ -80,29 +98,46 @@ class Distributed:
 
 
 class EMA:
-    """Exponential moving average of the generator's weights, used for validation and export."""
+    """Exponential moving averages of the method's `ema_networks`, used in their place for validation and export.
 
-    def __init__(self, net: torch.nn.Module, decay: float):
+    The training state keeps them as "ema.<network>.<key>" beside the trained weights."""
+
+    def __init__(self, nets: dict[str, torch.nn.Module], names: tuple[str, ...], decay: float):
         self.decay = decay
-        self.shadow = copy.deepcopy(getattr(net, "module", net)).eval().requires_grad_(False)
+        self.shadows = {k: copy.deepcopy(unwrap(nets[k])).eval().requires_grad_(False) for k in names}
 
     @torch.no_grad()
-    def update(self, net: torch.nn.Module) -> None:
-        src = getattr(net, "module", net).state_dict()
-        for k, v in self.shadow.state_dict().items():
-            if v.is_floating_point():
-                v.lerp_(src[k], 1 - self.decay)
-            else:
-                v.copy_(src[k])
+    def update(self, nets: dict[str, torch.nn.Module]) -> None:
+        for name, shadow in self.shadows.items():
+            src = unwrap(nets[name]).state_dict()
+            for k, v in shadow.state_dict().items():
+                if v.is_floating_point():
+                    v.lerp_(src[k], 1 - self.decay)
+                else:
+                    v.copy_(src[k])
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return checkpoint.network_tensors({f"ema.{k}": v for k, v in self.shadows.items()})
+
+    def load(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Shadows from a training state; one it lacks (EMA switched on at a resume) stays a copy of the weights."""
+        older = {k[len("ema."):]: v for k, v in tensors.items() if k.startswith("ema.")}
+        for name, shadow in self.shadows.items():
+            prefix = f"ema.{name}."
+            state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+            if not state and name == "generator" and older.keys() == shadow.state_dict().keys():
+                state = older  # states from before per-network shadows: the generator's alone, as "ema.<key>"
+            if state:
+                shadow.load_state_dict(state)
 
 
 @contextlib.contextmanager
 def evaluation(method: Method, ema: EMA | None):
-    """Plain (unwrapped, eval-mode) networks, with the EMA generator swapped in when there is one."""
+    """Plain (unwrapped, eval-mode) networks, with the EMA shadows swapped in when there are some."""
     wrapped = dict(method.nets)
-    method.nets = {k: getattr(v, "module", v) for k, v in wrapped.items()}
+    method.nets = {k: unwrap(v) for k, v in wrapped.items()}
     if ema is not None:
-        method.nets["generator"] = ema.shadow
+        method.nets.update(ema.shadows)
     modes = {k: v.training for k, v in method.nets.items()}
     for net in method.nets.values():
         net.eval()
@@ -195,39 +230,48 @@ class Trainer:
         method = self.cls(cfg, d.device)
         optimizers = method.build_optimizers()
         schedulers = method.build_schedulers(optimizers)
-        ctx = StepContext(optimizers, d.device, bool(cfg["amp"]), bool(cfg.get("cpu_bf16")))
-        ema = EMA(method.nets["generator"], cfg["ema"]) if cfg.get("ema") else None
+        # Configs saved before the "precision" key resume as "auto", their "amp" deciding fp32.
+        ctx = StepContext(optimizers, d.device, amp=bool(cfg.get("amp", True)), cpu_bf16=bool(cfg.get("cpu_bf16")),
+                          precision=cfg.get("precision", "auto"))
+        if d.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # crops keep one size: cuDNN times kernels once per shape, keeps the fastest
         step, log = 0, []
         if self.resumed:
             step, tensors, state, _ = self.resumed
             checkpoint.load_networks(method.nets, tensors)
-            if ema is not None:
-                checkpoint.load_networks({"ema": ema.shadow}, tensors)
             for k, o in optimizers.items():
                 o.load_state_dict(state["optimizers"][k])
             for k, s in schedulers.items():
                 s.load_state_dict(state["schedulers"][k])
-            ctx.scaler.load_state_dict(state["scaler"])
+            # Older states hold one "scaler" that every step shared: each group's scaler starts from it.
+            ctx.load_scaler_state_dict(state.get("scalers", {}), shared=state.get("scaler"))
             _set_rng_state(state["rng"], d.device)
             log = json.loads(state["log"])
         method.nets = {k: d.wrap(v) for k, v in method.nets.items()}
+        # After the wrap, so every rank's shadows start from the weights DDP broadcast from rank 0.
+        ema = EMA(method.nets, self.cls.ema_networks, cfg["ema"]) if cfg.get("ema") else None
+        if ema is not None and self.resumed:
+            ema.load(self.resumed[1])
 
         root = Path(self.opts.data)
         if (root / "train").is_dir() and (root / "val").is_dir():  # a prepared set: its test/ is never read
-            train_photos, val_photos = find_photos(root / "train"), find_photos(root / "val")
+            train_photos, val_photos = photo_files(root / "train"), photo_files(root / "val")
         else:
-            train_photos, val_photos = split(find_photos(root), cfg["val_fraction"], root)
-        masks = MaskSpec(cfg["mask_kinds"], tuple(cfg["mask_ratio"]))
+            train_photos, val_photos = split(photo_files(root), cfg["val_fraction"], root)
+        masks = MaskSpec(cfg["mask_kinds"], tuple(cfg["mask_ratio"]), cfg.get("mask_ratios"))
         size, batch = int(cfg["size"]), int(cfg["batch"])
         data = TrainingPhotos(train_photos, size, masks, cfg["seed"], crop_fraction=cfg.get("crop_fraction"),
                               rotate=cfg.get("rotate", 0.0))
         # Sample numbers continue from the resumed step, so the data stream does too.
         order = range(step * batch * d.world + d.rank, 2**62, d.world)
+        workers = loader_workers(cfg["workers"])
         # Its own generator: creating the iterator must not draw from the RNG a resume restores.
-        loader = DataLoader(data, batch_size=batch, sampler=order, num_workers=int(cfg["workers"]), generator=torch.Generator(),
-                            persistent_workers=int(cfg["workers"]) > 0, pin_memory=d.device.type == "cuda")
-        val = ValidationPhotos(val_photos, size, masks, cfg["val_per_photo"]) if d.main else None
+        loader = DataLoader(data, batch_size=batch, sampler=order, num_workers=workers, generator=torch.Generator(),
+                            persistent_workers=workers > 0, pin_memory=d.device.type == "cuda")
+        val_crops = cfg.get("val_crops", DEFAULTS["val_crops"])  # runs saved before the key get the default cap
+        val = ValidationPhotos(val_photos, size, masks, cfg["val_per_photo"], crops=val_crops) if d.main else None
         self.data_summary = summary(train_photos, val_photos, root)
+        del train_photos, val_photos  # the datasets keep what they need; workers must not inherit a million strings
 
         from tqdm import tqdm
 
@@ -243,7 +287,7 @@ class Trainer:
                 for s in schedulers.values():
                     s.step()
                 if ema is not None:
-                    ema.update(method.nets["generator"])
+                    ema.update(method.nets)
                 step += 1
                 now = time.perf_counter()
                 images_per_s = 0.9 * images_per_s + 0.1 * (batch * d.world / max(now - last, 1e-9)) if step > 1 else 0.0
@@ -281,15 +325,15 @@ class Trainer:
         nets = dict(method.nets)
         tensors = checkpoint.network_tensors(nets)
         if ema is not None:
-            tensors.update(checkpoint.network_tensors({"ema": ema.shadow}))
+            tensors.update(ema.tensors())
         state = {"optimizers": {k: o.state_dict() for k, o in optimizers.items()},
                  "schedulers": {k: s.state_dict() for k, s in schedulers.items()},
-                 "scaler": ctx.scaler.state_dict(), "rng": _rng_state(self.dist.device), "log": json.dumps(log)}
+                 "scalers": ctx.scaler_state_dict(), "rng": _rng_state(self.dist.device), "log": json.dumps(log)}
         meta = self._meta(step, metrics, images_per_s)
         checkpoint.save_training_state(self.folder, step, tensors, state, meta)
         served = dict(nets)
         if ema is not None:
-            served["generator"] = ema.shadow
+            served.update(ema.shadows)
         export = checkpoint.network_tensors(served, self.cls.inference_networks, half=self.opts.half_export)
         checkpoint.export(self.stem, export, meta)
 

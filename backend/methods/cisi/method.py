@@ -7,9 +7,9 @@ import torch.nn.functional as F
 from backend.methods.cisi import losses
 from backend.methods.cisi.model import ContentEncoder, Decoder, MultiScaleDiscriminator, StyleEncoder, init_weights
 from backend.methods.cisi.recipe import RECIPES
-from backend.training.features import vgg16_hed
+from backend.training.features import IMAGENET_TO_CAFFE, VGG16_FILE, find_torchvision, vgg16, vgg16_hed
 from backend.training.losses import perceptual
-from backend.training.method import Method, StepContext, frozen, pad_to_multiple
+from backend.training.method import Method, StepContext, frozen, pad_to_multiple, unwrap
 
 
 def second_corruption(hole: torch.Tensor) -> torch.Tensor:
@@ -26,6 +26,7 @@ class CISINet(Method):
                    "image in latent space and renders it with the style code of the known region through AdaIN.")
     recipes = RECIPES
     inference_networks = ("ice", "style", "decoder")
+    ema_networks = ("ice", "style", "decoder")
     multiple = 4  # two stride-2 layers in the content encoders (the recipes' downsample)
 
     def build_networks(self):
@@ -82,7 +83,7 @@ class CISINet(Method):
         return pixel, losses.weighted_perceptual(self.vgg(out), target_feats, masks, hw, kw)
 
     def patch_masks(self, hole: torch.Tensor) -> list[torch.Tensor]:
-        D = self.nets["discriminator"]
+        D = unwrap(self.nets["discriminator"])
         return losses.patch_masks(hole, len(D.nets), D.layers, float(self.config["patch_threshold"]))
 
     def train_step(self, image: torch.Tensor, hole: torch.Tensor, ctx: StepContext, step: int) -> dict[str, float]:

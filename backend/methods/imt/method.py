@@ -53,6 +53,7 @@ class InferMatchTranslate(Method):
                    "multi-scale above its training size.")
     recipes = RECIPES
     inference_networks = ("features", "g1", "g2")  # the checkpoint carries its VGG: serving needs no other file
+    ema_networks = ("g1", "g2")  # the fixed VGG needs no average
     multiple = 8  # Image2Feature's three stride-2 convolutions
     params = {
         "iterations": Param(int, 1, "Feature2Image passes per scale: more sharpens texture but piles up "

@@ -11,7 +11,7 @@ from backend.engines.poisson import poisson_blend
 from backend.methods.semantic.model import FAKE, REAL, SIZE, Discriminator, Generator
 from backend.methods.semantic.recipe import RECIPES
 from backend.methods.semantic.search import search_latent
-from backend.training.method import Method, StepContext
+from backend.training.method import Method, StepContext, unwrap
 
 # Sweeps per pyramid level of the Poisson solve: at 64x64, 200 bring the Laplacian of the result
 # within 1e-3 of the generated image's (6, the smooth-fill default, leaves ~15 % of it) in ~0.1 s.
@@ -53,7 +53,7 @@ class SemanticInpainting(Method):
         """One DCGAN step on complete images (the hole masks are not used in training)."""
         G, D = self.nets["generator"], self.nets["discriminator"]
         real = image * 2 - 1
-        z = torch.rand(real.shape[0], G.z_dim, device=real.device) * 2 - 1  # z ~ U[-1, 1]
+        z = torch.rand(real.shape[0], unwrap(G).z_dim, device=real.device) * 2 - 1  # z ~ U[-1, 1]
         with ctx.autocast():
             fake = G(z)
             d_loss = classes(D(real), REAL) + classes(D(fake.detach()), FAKE)
