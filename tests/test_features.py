@@ -8,11 +8,11 @@ import torch
 from backend.training import features, losses
 
 
-def torchvision_vgg19_state(seed: int = 0) -> dict[str, torch.Tensor]:
-    """A state dict with exactly torchvision's vgg19 keys and shapes (features and classifier)."""
+def torchvision_vgg19_state(seed: int = 0, plan=features._VGG19) -> dict[str, torch.Tensor]:
+    """A state dict with exactly torchvision's vgg19 (or, with its plan, vgg16) keys and shapes."""
     g = torch.Generator().manual_seed(seed)
     state, c, i = {}, 3, 0
-    for v in features._VGG19:
+    for v in plan:
         if v == "M":
             i += 1
             continue
@@ -88,3 +88,17 @@ def test_style_and_perceptual_losses_are_zero_only_for_equal_features():
     assert losses.perceptual(a, a) == 0 and losses.perceptual(a, b) > 0
     assert losses.style(a, a) == 0 and losses.style(a, b) > 0
     assert losses.hinge_d(torch.full((3,), 2.0), torch.full((3,), -2.0)) == 0
+
+
+def test_vgg16_loader_maps_torchvision_state_dict_exactly(tmp_path):
+    state = torchvision_vgg19_state(plan=features._VGG16)
+    path = tmp_path / features.VGG16_FILE
+    torch.save(state, path)
+    net = features.vgg16(torch.load(features.find_torchvision(features.VGG16_FILE, path), weights_only=True), taps=(4, 9, 16))
+    own = net.state_dict()
+    convs = [k for k in state if k.startswith("features.") and int(k.split(".")[1]) <= 16]
+    assert len(convs) == 14  # conv1_1 .. conv3_3
+    assert all(torch.equal(own[k], state[k]) for k in convs)
+    assert [f.shape[1] for f in net(torch.rand(1, 3, 16, 16))] == [64, 128, 256]  # pool1, pool2, pool3
+    with pytest.raises(features.FeatureWeightsMissing, match="VGG16 ImageNet weights not found"):
+        features.find_torchvision(features.VGG16_FILE, tmp_path / "missing.pth")

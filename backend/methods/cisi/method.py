@@ -55,13 +55,18 @@ class CISINet(Method):
         """The frozen VGG-16 up to pool3, built on first use: serving never needs it."""
         if getattr(self, "_features", None) is None:
             name, path = self.config.get("features", "vgg16-hed"), self.config.get("features_path")
-            if name != "vgg16-hed":
-                raise ValueError(f"features must be vgg16-hed (VGG-16 pool1-3), got {name!r}")
-            self._features = vgg16_hed(path, taps=losses.VGG16_POOLS).eval().requires_grad_(False).to(self.device)
+            if name == "vgg16-hed":
+                net, self._feature_scale = vgg16_hed(path, taps=losses.VGG16_POOLS), 1.0
+            elif name == "vgg16":  # the paper's: torchvision's ImageNet VGG-16, on the HED network's scale
+                state = torch.load(find_torchvision(VGG16_FILE, path), map_location="cpu", weights_only=True)
+                net, self._feature_scale = vgg16(state, taps=losses.VGG16_POOLS), IMAGENET_TO_CAFFE
+            else:
+                raise ValueError(f"features must be vgg16 or vgg16-hed (VGG-16 pool1-3), got {name!r}")
+            self._features = net.eval().requires_grad_(False).to(self.device)
         return self._features
 
     def vgg(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return [f.float() for f in self.features()((x + 1) / 2)]
+        return [f.float() * self._feature_scale for f in self.features()((x + 1) / 2)]
 
     # ---- the pieces of the consistency constraints ----
 

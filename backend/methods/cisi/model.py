@@ -65,7 +65,7 @@ class ResBlock(nn.Module):
 
 
 class ContentEncoder(nn.Module):
-    """Strided convolutions then residual blocks, instance norm everywhere.
+    """Strided convolutions then residual blocks, instance norm in every layer but the ICE's last.
 
     The self-content encoder (SCE) reads complete images. The inferred-content encoder (ICE)
     reads the corrupted image (and its hole mask): dilated convolutions in every residual block
@@ -83,7 +83,9 @@ class ContentEncoder(nn.Module):
             raise ValueError(f"need one dilation per residual block ({blocks}), got {list(dilations)}")
         layers += [ResBlock(dim, "instance", d) for d in dilations]
         if extra_block:
-            layers.append(ConvBlock(dim, dim, 3, norm="instance"))
+            # The code it ends in must be able to equal the SCE's, a residual sum: signed and unnormalised.
+            # A ReLU would keep it >= 0 and instance norm would pin each channel's mean and variance.
+            layers.append(ConvBlock(dim, dim, 3, act="none"))
         self.model = nn.Sequential(*layers)
         self.out_channels = dim
 

@@ -25,7 +25,8 @@ PAPER: dict[str, Any] = {
     # equal weights. The perceptual term reads the offline VGG-16 (ImageNet VGG-16 fine-tuned for edges,
     # Caffe input scale). On the open photos a flat mean-colour fill moves the summed pool1-3
     # activations ~126x as much as the pixels in [-1, 1] (a 2 px blur ~300x): 10/126 gives the
-    # perceptual term the L1 term's weight on flat fills and more on blurry ones.
+    # perceptual term the L1 term's weight on flat fills and more on blurry ones. `features=vgg16` reads the
+    # paper's torchvision ImageNet VGG-16 (vgg16-397923af.pth), its activations put on the HED scale.
     "w_l1": 10.0, "w_perceptual": 10.0 / 126, "w_adv": 1.0, "w_content": 1.0, "w_style": 1.0,
     "features": "vgg16-hed", "features_path": None,
     # The internal analysis (paper §"Internal Analysis"): switches for its three experiments.
