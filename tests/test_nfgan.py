@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from conftest import assert_falls, fill_box_and_check, overfit, photo_batch, photo_like
 from torch import nn
 
@@ -11,7 +12,7 @@ from backend.engines.base import Engine, SizeRules
 from backend.engines.region import fill_region, plan_crop
 from backend.engines.registry import Registry
 from backend.methods import get_method
-from backend.methods.nfgan.method import local_windows
+from backend.methods.nfgan.method import crop, gan_g, local_windows
 from backend.methods.nfgan.model import GLOBAL_D, LOCAL_D, Discriminator, Generator, SameConv, pooled_sizes
 from backend.request import FillRequest, Output
 from backend.training import checkpoint
@@ -67,16 +68,33 @@ def test_the_paper_recipe_trains_on_a_centre_hole_of_8_in_24():
     assert NFGAN.resolve_config("large", {})["size"] == 64
 
 
-def test_local_windows_sit_on_the_hole_and_inside_the_image():
-    hole = torch.zeros(3, 1, 24, 24)
+def test_local_windows_sit_on_the_holes_own_box_and_inside_the_image():
+    hole = torch.zeros(4, 1, 24, 24)
     hole[0, :, 0:2, 0:2] = 1  # corner
     hole[1, :, 20:24, 10:14] = 1  # bottom edge
-    hole[2, :, 8:16, 8:16] = 1
-    gen = torch.Generator().manual_seed(0)
-    for _ in range(5):
-        for i, (y, x) in enumerate(local_windows(hole, 8, gen)):
-            assert 0 <= y <= 16 and 0 <= x <= 16
-            assert hole[i, 0, y:y + 8, x:x + 8].sum() > 0
+    hole[2, :, 8:16, 8:16] = 1  # the paper's hole: the window is exactly it
+    hole[3, :, 2:4, 3:5] = 1
+    hole[3, :, 10:12, 13:15] = 1  # two pieces: the window is centred on their common box
+    assert local_windows(hole, 8) == [(0, 0), (16, 8), (8, 8), (3, 5)]
+    assert local_windows(torch.zeros(1, 1, 24, 24), 8) == [(8, 8)]  # no hole: the centre
+
+
+def test_every_loss_term_gets_a_real_share_of_the_generators_gradient():
+    # Under per-image sums on 0-255 pixels the paper's 200 x GAN terms had ~1e-9 of the L2 term's gradient.
+    torch.manual_seed(0)
+    method = NFGAN(NFGAN.resolve_config("paper", {}), torch.device("cpu"))
+    G, cfg = method.nets["generator"], method.config
+    hole = torch.zeros(16, 1, 24, 24)
+    hole[..., 8:16, 8:16] = 1
+    image = photo_batch(16, 24)
+    out = G(image, hole)
+    fake = out * hole + image * (1 - hole)
+    corners = local_windows(hole, 8)
+    terms = {k: cfg[f"w_{k}"] * v for k, v in method.generator_terms(image, out, fake, corners).items()}
+    norm = {k: torch.cat([g.flatten() for g in torch.autograd.grad(v, list(G.parameters()), retain_graph=True)]).norm()
+            for k, v in terms.items()}
+    for k in ("global", "local", "feature"):
+        assert 0.01 < norm[k] / norm["l2"] < 100, (k, float(norm[k] / norm["l2"]))
 
 
 def test_loss_falls_when_overfitting_a_tiny_fixed_batch():
@@ -86,7 +104,7 @@ def test_loss_falls_when_overfitting_a_tiny_fixed_batch():
     hole[..., 8:16, 8:16] = 1
     history = overfit(method, photo_batch(4, 24), hole, 40)
     assert set(history[0]) == {"g", "l2", "adv_global", "adv_local", "neural", "d_global", "d_local"}
-    assert_falls(history, ("g", "l2", "neural"), 0.5)
+    assert_falls(history, ("l2", "neural"), 0.5)  # g is mostly the 200 x GAN terms, which need not fall
 
 
 class FixedProbe(Engine):

@@ -6,18 +6,10 @@ import torch.nn.functional as F
 
 from backend.methods.nfgan.model import GLOBAL_D, LOCAL_D, Discriminator, Generator
 from backend.methods.nfgan.recipe import RECIPES
-from backend.training.features import feature_network, vgg16_hed
+from backend.training.features import IMAGENET_TO_CAFFE, feature_network, vgg16_hed
 from backend.training.method import Method, StepContext
 
 CONV3_1 = 10  # index in VGG `features` (methods.md §6): conv3_1 before its ReLU
-# torchvision's VGG19 reads (x - mean) / std with std ~0.226 on [0, 1] pixels; Caffe-style weights
-# (HED) read x * 255 - mean. Scaling VGG19's activations by 255 * 0.226 puts both on one scale, so
-# one w_feature serves either network (exact for the linear parts, close through the ReLUs).
-VGG19_TO_CAFFE = 255 * 0.226
-
-
-def per_image_sum(x: torch.Tensor) -> torch.Tensor:
-    return x.flatten(1).sum(1).mean()
 
 
 def gan_d(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
@@ -31,12 +23,21 @@ def gan_g(fake: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))
 
 
-def local_windows(hole: torch.Tensor, size: int, generator: torch.Generator | None = None) -> list[tuple[int, int]]:
-    """Top-left corner of a size x size window per image, centred on a random hole pixel and kept inside."""
+def local_windows(hole: torch.Tensor, size: int) -> list[tuple[int, int]]:
+    """Top-left corner of a size x size window per image on the hole's own box: centred on it, kept inside.
+
+    With the paper's 8x8 centre hole and an 8x8 window this is exactly the hole; a larger hole is judged
+    on its centre, a smaller one with some context around it. An image without hole gets the centre."""
     b, _, h, w = hole.shape
-    flat = hole.flatten(1).float() + 1e-6  # an image without hole still gets a window
-    picks = torch.multinomial(flat.cpu(), 1, generator=generator).squeeze(1).tolist()
-    return [(min(max(p // w - size // 2, 0), h - size), min(max(p % w - size // 2, 0), w - size)) for p in picks]
+    corners = []
+    for i in range(b):
+        ys, xs = torch.nonzero(hole[i, 0] > 0, as_tuple=True)
+        if len(ys):
+            cy, cx = int(ys.min()) + int(ys.max()) + 1, int(xs.min()) + int(xs.max()) + 1  # twice the box centre
+        else:
+            cy, cx = h, w
+        corners.append((min(max((cy - size) // 2, 0), h - size), min(max((cx - size) // 2, 0), w - size)))
+    return corners
 
 
 def crop(x: torch.Tensor, corners: list[tuple[int, int]], size: int) -> torch.Tensor:
@@ -74,7 +75,8 @@ class NeuralFeaturesGAN(Method):
             else:
                 raise ValueError(f"features must be vgg16-hed or vgg19, got {name!r}")
             self._features = net.eval().requires_grad_(False).to(self.device)
-            self._feature_scale = VGG19_TO_CAFFE if name == "vgg19" else 1.0
+            # Activations on the scale of [0, 1] pixels: the HED network reads 0-255 (Caffe), VGG19 normalised input.
+            self._feature_scale = (IMAGENET_TO_CAFFE if name == "vgg19" else 1.0) / 255
         return self._features
 
     def neural_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -96,17 +98,29 @@ class NeuralFeaturesGAN(Method):
         ctx.step("local_d", d_local)
 
         with ctx.autocast():
-            adv_global = gan_g(Dg(fake).float())
-            adv_local = gan_g(Dl(crop(fake, corners, size)).float())
-            # The generated image against the original, every pixel, in the pixel units of the loss network.
-            l2 = per_image_sum(((out - image) * cfg["pixel_scale"]) ** 2)
-            with torch.no_grad():
-                target = self.neural_features(image)
-            neural = per_image_sum((self.neural_features(out) - target) ** 2)  # eq. 2
-            g_loss = cfg["w_l2"] * l2 + cfg["w_global"] * adv_global + cfg["w_local"] * adv_local + cfg["w_feature"] * neural
+            terms = self.generator_terms(image, out, fake, corners)
+            g_loss = sum(cfg[f"w_{k}"] * v for k, v in terms.items())
         ctx.step("generator", g_loss)
-        return {"g": g_loss.item(), "l2": l2.item(), "adv_global": adv_global.item(), "adv_local": adv_local.item(),
-                "neural": neural.item(), "d_global": d_global.item(), "d_local": d_local.item()}
+        return {"g": g_loss.item(), "l2": terms["l2"].item(), "adv_global": terms["global"].item(),
+                "adv_local": terms["local"].item(), "neural": terms["feature"].item(),
+                "d_global": d_global.item(), "d_local": d_local.item()}
+
+    def generator_terms(self, image: torch.Tensor, out: torch.Tensor, fake: torch.Tensor,
+                        corners: list[tuple[int, int]]) -> dict[str, torch.Tensor]:
+        """The generator's unweighted terms, by the name of their weight (w_l2, w_global, w_local, w_feature).
+
+        Every term is a mean over its elements (pixels in [0, 1], features on that pixel scale): under these
+        reductions the paper's weights (1, 200, 200, 0.05) give each term a real share of the gradient
+        (recipe.py has the measurement)."""
+        size = int(self.config["local_size"])
+        with torch.no_grad():
+            target = self.neural_features(image)
+        return {
+            "l2": F.mse_loss(out, image),  # the generated image against the original, every pixel
+            "global": gan_g(self.nets["global_d"](fake).float()),
+            "local": gan_g(self.nets["local_d"](crop(fake, corners, size)).float()),
+            "feature": F.mse_loss(self.neural_features(out), target),  # eq. 2
+        }
 
     def inpaint(self, image: torch.Tensor, hole: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Any size in, same size out: scaled to the trained size and back (serving hands it that size already)."""
