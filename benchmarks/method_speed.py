@@ -63,7 +63,10 @@ def main() -> None:
     device = pick_device(args.device)
     overrides = _parse_set(args.set)  # the same KEY=VALUE rules as `inpaint-backend train --set`
     cls = get_method(args.method)
-    model = cls(cls.resolve_config(args.recipe, overrides), device)
+    config = cls.resolve_config(args.recipe, overrides)
+    if config.get("feature_scale") == "auto":  # training measures it; untrained weights time the same with any number
+        config["feature_scale"] = 1.0
+    model = cls(config, device)
     for net in model.nets.values():
         net.eval()
     try:

@@ -1,6 +1,7 @@
 """Infer-Match-Translate: patch-swap, the networks, learning, multi-scale serving and style transfer."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 IMT = get_method("imt")
 # A few channels per layer: the paper's structure at a size a test can train.
 TINY = {"g1_dim": 8, "g1_blocks": 2, "g2_widths": [16, 16, 16, 16, 16, 16, 16], "g2_tail": [8, 8], "d_dim": 8,
-        "size": 64, "batch": 2, "serve_size": 256}
+        "size": 64, "batch": 2, "serve_size": 256, "feature_scale": 0.05}  # as a trained run has measured it
 
 
 def tiny(**overrides) -> "IMT":
@@ -82,7 +83,7 @@ def test_patch_swap_is_the_normalised_cross_correlation_and_the_transposed_convo
 
 
 def test_paper_networks_have_the_described_parts_and_shapes():
-    method = IMT(IMT.resolve_config("paper", {}), torch.device("cpu"))
+    method = IMT(IMT.resolve_config("paper", {"feature_scale": 0.05}), torch.device("cpu"))
     g1, g2 = method.nets["g1"], method.nets["g2"]
     assert isinstance(g1, Image2Feature) and isinstance(g2, Feature2Image)
     strided = [m for m in g1.down.modules() if isinstance(m, torch.nn.Conv2d)]
@@ -195,3 +196,39 @@ def test_tone_alignment_matches_the_fill_to_the_colour_around_the_hole():
         plain = method.complete(image * (1 - hole), hole, align=False)
     assert torch.allclose(aligned, image, atol=1e-5)
     assert torch.allclose(plain[..., 30, 30], torch.tensor(0.1))
+
+
+def test_feature_scale_is_measured_per_feature_network_and_kept(tmp_path):
+    # One fixed scale measured on the HED network's activations left VGG19's ~57x smaller ones, and so the
+    # perceptual terms, ~57x too weak: the scale is 1 / RMS of the network actually used.
+    from backend.training.features import VGG19_FILE, vgg19
+
+    torch.manual_seed(0)
+    path = tmp_path / VGG19_FILE
+    torch.save({k: v for k, v in vgg19(None).state_dict().items() if k.startswith("features.")}, path)
+    image, hole = photo_batch(2, 64), torch.zeros(2, 1, 64, 64)
+    hole[..., 16:40, 16:40] = 1
+    scales = {}
+    for name, extra in (("vgg16-hed", {}), ("vgg19", {"features_path": str(path)})):
+        method = tiny(features=name, feature_scale="auto", **extra)
+        with pytest.raises(ValueError, match="never measured"):
+            method.vgg(image * 2 - 1)
+        ctx = StepContext(method.build_optimizers(), torch.device("cpu"), amp=False)
+        method.train_step(image, hole, ctx, 0)
+        scales[name] = method.config["feature_scale"]
+        with torch.no_grad():
+            rms = method.vgg(image * 2 - 1).pow(2).mean().sqrt()
+        assert abs(float(rms) - 1) < 1e-3, (name, float(rms))
+    assert scales["vgg16-hed"] != scales["vgg19"]
+
+
+def test_the_centre_hole_is_224_of_512_of_the_side_at_any_size():
+    from backend.training.data import MaskSpec
+
+    for recipe in ("paper", "small"):
+        cfg = IMT.resolve_config(recipe, {})
+        spec = MaskSpec({"centre": 1.0}, tuple(cfg["mask_ratio"]), cfg["mask_ratios"])
+        for size, side in ((256, 112), (512, 224), (128, 56)):
+            mask = spec.draw(np.random.default_rng(0), size)
+            ys, xs = np.nonzero(mask)
+            assert (ys.max() - ys.min() + 1, xs.max() - xs.min() + 1) == (side, side), (recipe, size)

@@ -11,6 +11,7 @@ import math
 from typing import Callable
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 
 from backend.engines.base import InpaintOptions, Param, Progress
@@ -89,12 +90,26 @@ class InferMatchTranslate(Method):
 
     def vgg(self, x: torch.Tensor) -> torch.Tensor:
         """relu3_1 of an image in [-1, 1], scaled to about unit size."""
-        return self.nets["features"]((x + 1) / 2)[0].float() * float(self.config["feature_scale"])
+        scale = self.config["feature_scale"]
+        if scale == "auto":
+            raise ValueError("feature_scale is 'auto' but was never measured: it is set on the first training step")
+        return self.nets["features"]((x + 1) / 2)[0].float() * float(scale)
+
+    def measure_feature_scale(self, x: torch.Tensor) -> float:
+        """1 / RMS of relu3_1 over a batch ([-1, 1] images), averaged over every rank so all share one scale."""
+        with torch.no_grad():
+            mean_square = self.nets["features"]((x + 1) / 2)[0].float().pow(2).mean()
+            if dist.is_available() and dist.is_initialized():
+                dist.all_reduce(mean_square)
+                mean_square /= dist.get_world_size()
+        return float(mean_square.rsqrt())
 
     def train_step(self, image: torch.Tensor, hole: torch.Tensor, ctx: StepContext, step: int) -> dict[str, float]:
         cfg, n = self.config, self.nets
         wp, wa = float(cfg["w_perceptual"]), float(cfg["w_adv"])
         x = image * 2 - 1
+        if cfg["feature_scale"] == "auto":  # the run's config keeps the number: resume and serving read it
+            cfg["feature_scale"] = self.measure_feature_scale(x)
         incomplete = x * (1 - hole)
         fhole = feature_hole(hole, FEATURE_STRIDE)
         with torch.no_grad(), ctx.autocast():

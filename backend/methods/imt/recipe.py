@@ -8,8 +8,10 @@ PAPER: dict[str, Any] = {
     # second run with --set size=512 to match). Batch size is not given. The paper stops early on a
     # held-out loss after about a day per model on a GTX 1080 Ti; the validation PSNR plays that role.
     "size": 256, "batch": 8, "steps": 200_000, "val_every": 2000, "save_every": 2000,
-    # Random holes of 32-128 px anywhere in 256x256 (COCO) and a central 224x224 in 512x512 (ImageNet).
+    # Random holes of 32-128 px anywhere in 256x256 (COCO) and a central 224x224 in 512x512 (ImageNet): the
+    # centre hole keeps that share of the side at any crop size (112 px at 256).
     "mask_kinds": {"boxes": 0.5, "centre": 0.5}, "mask_ratio": [0.0156, 0.25],
+    "mask_ratios": {"centre": [(224 / 512) ** 2, (224 / 512) ** 2]},
     # Adam, lr_G1 2e-3, lr_D1 2e-4, lr_G2 2e-4, lr_D2 2e-4, beta1 0.5 ("momentum 0.5"; beta2 not given).
     "lr_g1": 2e-3, "lr_d1": 2e-4, "lr_g2": 2e-4, "lr_d2": 2e-4, "betas": [0.5, 0.999],
     # Both losses: 10 x perceptual + 1 x adversarial (the standard log GAN loss).
@@ -23,9 +25,11 @@ PAPER: dict[str, Any] = {
     "g2_widths": [256, 256, 512, 512, 512, 512, 512], "g2_tail": [128, 64],
     "d_dim": 64, "d1_layers": 3, "d2_layers": 2,
     # The feature space: relu3_1 of VGG19 in the paper. vgg16-hed works offline (VGG16 and VGG19 are the
-    # same network up to relu3_1; HED fine-tuned it for edges). Its Caffe-scale activations are divided by
-    # 20 (their RMS on the open photos is 21), so the loss weights meet terms of about unit size.
-    "features": "vgg16-hed", "features_path": None, "feature_scale": 0.05,
+    # same network up to relu3_1; HED fine-tuned it for edges). The activations are divided by their RMS,
+    # so the loss weights meet terms of about unit size whichever network it is (HED's Caffe-scale
+    # activations are ~57x VGG19's): "auto" measures it on the first training batch and the run keeps
+    # that number (in its config, which serving reads); a number sets it.
+    "features": "vgg16-hed", "features_path": None, "feature_scale": "auto",
     # Feature2Image trains on patch-swapped ground-truth features. From step `mixture_from` on, a
     # fraction `mixture` of each batch gets patch-swapped Image2Feature features instead (the paper's
     # optional fine-tuning on a mixture); 0 leaves it off.
