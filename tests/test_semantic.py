@@ -257,3 +257,56 @@ def test_one_command_trains_it_and_shows_what_the_dcgan_draws(tmp_path):
     assert drawn.shape == (4 * 66 + 2, 8 * 66 + 2, 3)  # 32 drawn images, 8 to a row
     engine = Registry(out.parent, torch.device("cpu")).get("my-dcgan")
     assert engine.method == "semantic" and set(engine.model.nets) == {"generator", "discriminator"}
+
+
+def test_blend_paste_is_a_plain_paste_and_prior_weight_is_a_serving_option(tmp_path, monkeypatch):
+    from backend.engines import region
+    from backend.engines.region import fill_region
+    from backend.methods.semantic import method as semantic_method
+    from backend.request import FillRequest, Output
+
+    export_tiny(tmp_path)
+    engine = Registry(tmp_path, torch.device("cpu")).get("semantic-test")
+    image = photo_like(64, 64, seed=1)
+    mask = rect_mask(64, 64, (20, 16, 24, 30)).astype(np.float32) / 255
+    params = {"iterations": 0, "candidates": 1, "blend": "paste"}
+    out = fill_region(engine, FillRequest(image, mask, output=Output.IMAGE, seed=3, params=params)).pixels
+    t_image = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
+    hole = torch.from_numpy(mask)[None, None]
+    with torch.no_grad():
+        direct = engine.model.complete(t_image * (1 - hole), hole, 0, 1, "paste", InpaintOptions(seed=3).generator("cpu"))
+    direct = np.round(direct[0].permute(1, 2, 0).numpy() * 255)
+    inside = mask > 0
+    # The generated pixels as they are: no tone shift toward the border (the region pipeline's default).
+    assert np.abs(out[inside].astype(np.float32) - direct[inside]).max() <= 1
+    assert np.array_equal(out[~inside], image[~inside])
+
+    # Also where the crop is scaled to 64x64 and back (the fill then differs from the photo around the hole):
+    # what the engine returned is pasted as it is.
+    big = photo_like(160, 160, seed=1)
+    big_mask = rect_mask(160, 160, (50, 40, 60, 70)).astype(np.float32) / 255
+    returned, tone_matched = [], []
+    run_engine, match_tone = region.run_engine, region.match_tone
+    monkeypatch.setattr(region, "run_engine", lambda *a: returned.append((a[3].box, run_engine(*a))) or returned[-1][1])
+    monkeypatch.setattr(region, "match_tone", lambda *a: tone_matched.append(1) or match_tone(*a))
+    out = fill_region(engine, FillRequest(big, big_mask, output=Output.IMAGE, params=params)).pixels
+    (x0, y0, x1, y1), fill = returned[0]
+    inside = big_mask[y0:y1, x0:x1] > 0
+    assert not tone_matched
+    assert np.abs(out[y0:y1, x0:x1][inside].astype(np.float32) - np.round(fill * 255)[inside]).max() <= 1
+    fill_region(engine, FillRequest(big, big_mask, params={**params, "blend": "poisson"}))
+    assert not tone_matched  # Poisson blending, inside the engine, needs no tone match either
+
+    # The prior's weight (lambda) reaches the search: 0 is the paper's Fig. 4 without the prior.
+    assert engine.params["prior_weight"].default == 0.003
+    seen = []
+    search = semantic_method.search_latent
+    monkeypatch.setattr(semantic_method, "search_latent", lambda *a, **k: seen.append(k["prior_weight"]) or search(*a, **k))
+    for weight in (0.0, 0.5):
+        fill_region(engine, FillRequest(image, mask, params={**params, "prior_weight": weight}))
+    assert seen == [0.0, 0.5]
+    from backend.engines.base import OptionError
+
+    for bad in ("nan", "inf", -1):
+        with pytest.raises(OptionError, match="prior_weight"):
+            engine.parse_params({"prior_weight": bad})

@@ -7,6 +7,8 @@ an engine is a pure function from (image, hole) to a filled image.
 """
 from __future__ import annotations
 
+import math
+
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -71,6 +73,8 @@ class Param:
             v = self.type(value)
         except (TypeError, ValueError):
             raise OptionError(f"option '{name}' must be {self.type.__name__}, got {value!r}") from None
+        if self.type is float and not math.isfinite(v):
+            raise OptionError(f"option '{name}' must be a finite number, got {value!r}")
         if self.choices is not None and v not in self.choices:
             raise OptionError(f"option '{name}' must be one of {', '.join(self.choices)}, got {v!r}")
         if self.minimum is not None and v < self.minimum:
@@ -154,6 +158,7 @@ class Engine(ABC):
     size: SizeRules = SizeRules()
     params: dict[str, Param] = {}
     needs_gradients: bool = False  # True: inpainting itself optimises (a latent search), so autograd stays on
+    blends_itself: bool = False  # True: the engine joins its fill to the photo by an option of its own (no tone match)
 
     def __init__(self, device: torch.device | str = "cpu"):
         self.device = torch.device(device)

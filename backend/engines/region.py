@@ -209,7 +209,7 @@ def fill_region(engine: Engine, req: FillRequest, progress: Progress | None = No
         engine_s += time.perf_counter() - t0
         if req.blend is Blend.POISSON:
             fill = _poisson(fill, orig, sub_hole)
-        else:
+        elif not engine.blends_itself:  # e.g. a plain paste asked of the engine stays a plain paste
             fill = match_tone(fill, orig, sub_hole)
 
         a = alpha[y0:y1, x0:x1]

@@ -46,7 +46,7 @@ class LearnedEngine(Engine):
         for net in self.model.nets.values():
             net.eval()
         self.size = size_rules(meta)
-        self.params, self.needs_gradients = cls.params, cls.needs_gradients
+        self.params, self.needs_gradients, self.blends_itself = cls.params, cls.needs_gradients, cls.blends_itself
 
     def info(self) -> dict[str, Any]:
         return {k: self.meta[k] for k in ("training", "metrics", "config") if k in self.meta}

@@ -32,11 +32,14 @@ class SemanticInpainting(Method):
     multiple = 1
     fixed_size = True  # a DCGAN draws exactly 64x64 images
     needs_gradients = True  # the latent search backpropagates through G and D
+    blends_itself = True  # Poisson blending or a plain paste, by the `blend` option (the paper's Fig. 5 compares them)
     params = {
         "iterations": Param(int, 1500, "Adam steps of the latent search (the paper stops at 1500)", 0, 20_000),
         "candidates": Param(int, 16, "random starting codes searched side by side; the best fit wins", 1, 512),
         "blend": Param(str, "poisson", "how the generated pixels join the photo: Poisson blending or a plain paste",
                        choices=("poisson", "paste")),
+        "prior_weight": Param(float, 0.003, "lambda, the weight of the prior (discriminator) loss in the search; "
+                                            "0 searches on the context loss alone (the paper's Fig. 4)", 0.0, 10.0),
     }
 
     def build_networks(self):
@@ -70,7 +73,8 @@ class SemanticInpainting(Method):
         return (G(z.to(self.device)) + 1) / 2
 
     def complete(self, image: torch.Tensor, hole: torch.Tensor, iterations: int, candidates: int, blend: str = "poisson",
-                 generator: torch.Generator | None = None, progress: Progress | None = None) -> torch.Tensor:
+                 generator: torch.Generator | None = None, progress: Progress | None = None,
+                 prior_weight: float | None = None) -> torch.Tensor:
         """Search, then blend. image (B, 3, H, W) in [0, 1]; any other size goes through 64x64 and back,
         as serving does (the region pipeline hands this method 64x64 crops)."""
         hole = (hole > 0.5).float()
@@ -79,7 +83,8 @@ class SemanticInpainting(Method):
             cover = F.interpolate(1 - hole, size=(SIZE, SIZE), mode="area")
             small = F.interpolate(image * (1 - hole), size=(SIZE, SIZE), mode="area") / cover.clamp(min=1e-6)
             small_hole = (cover < 0.999).float()  # a 64x64 pixel is known only if all it covers is
-            out = self.complete(small * (1 - small_hole), small_hole, iterations, candidates, blend, generator, progress)
+            out = self.complete(small * (1 - small_hole), small_hole, iterations, candidates, blend, generator, progress,
+                                prior_weight)
             out = F.interpolate(out, size=(h, w), mode="bilinear", align_corners=False)
             return (out * hole + image * (1 - hole)).clamp(0, 1)
         G, D = self.nets["generator"], self.nets["discriminator"]
@@ -88,7 +93,8 @@ class SemanticInpainting(Method):
             report = lambda i: progress(i / max(iterations, 1), f"searching the latent space: {i}/{iterations}")  # noqa: E731
         with torch.enable_grad():  # validation and serving run under no_grad; the search needs gradients
             found = search_latent(G, D, image * 2 - 1, 1 - hole, iterations=iterations, candidates=candidates,
-                                  prior_weight=float(self.config["prior_weight"]), window=int(self.config["window"]),
+                                  prior_weight=float(self.config["prior_weight"] if prior_weight is None else prior_weight),
+                                  window=int(self.config["window"]),
                                   lr=float(self.config["z_lr"]), generator=generator, progress=report)
         fill = (found.image.detach() + 1) / 2
         if blend == "poisson":  # §3.3: keep G's gradients, take the colours at the border from the photo
@@ -103,4 +109,4 @@ class SemanticInpainting(Method):
     def serve(self, image: torch.Tensor, hole: torch.Tensor, options: InpaintOptions, progress: Progress) -> torch.Tensor:
         p: dict[str, Any] = options.params
         return self.complete(image, hole, p["iterations"], p["candidates"], p["blend"],
-                             options.generator(self.device), progress)
+                             options.generator(self.device), progress, p.get("prior_weight"))
