@@ -12,6 +12,10 @@ from backend.training.method import Method, StepContext
 CONV3_1 = 10  # index in VGG `features` (methods.md §6): conv3_1 before its ReLU
 
 
+def per_image_sum(x: torch.Tensor) -> torch.Tensor:
+    return x.flatten(1).sum(1).mean()
+
+
 def gan_d(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     """-log D(real) - log(1 - D(fake)), averaged over the logit maps (paper eq. 1)."""
     return (F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
@@ -109,17 +113,17 @@ class NeuralFeaturesGAN(Method):
                         corners: list[tuple[int, int]]) -> dict[str, torch.Tensor]:
         """The generator's unweighted terms, by the name of their weight (w_l2, w_global, w_local, w_feature).
 
-        Every term is a mean over its elements (pixels in [0, 1], features on that pixel scale): under these
-        reductions the paper's weights (1, 200, 200, 0.05) give each term a real share of the gradient
-        (recipe.py has the measurement)."""
+        L2 and L_n are sums over each image's elements (eq. 2 writes L_n as one), pixels in [0, 1] and features
+        on that pixel scale; the GAN terms are means over their logit maps. Under these reductions the paper's
+        weights (1, 200, 200, 0.05) give every term a share of the gradient (recipe.py has the measurement)."""
         size = int(self.config["local_size"])
         with torch.no_grad():
             target = self.neural_features(image)
         return {
-            "l2": F.mse_loss(out, image),  # the generated image against the original, every pixel
+            "l2": per_image_sum((out - image) ** 2),  # the generated image against the original, every pixel
             "global": gan_g(self.nets["global_d"](fake).float()),
             "local": gan_g(self.nets["local_d"](crop(fake, corners, size)).float()),
-            "feature": F.mse_loss(self.neural_features(out), target),  # eq. 2
+            "feature": per_image_sum((self.neural_features(out) - target) ** 2),  # eq. 2
         }
 
     def inpaint(self, image: torch.Tensor, hole: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -11,12 +11,13 @@ PAPER: dict[str, Any] = {
     # §3.5 "similar to DCGAN": Adam 2e-4, beta1 0.5, batch 64 (no numbers in the paper).
     "batch": 64, "lr": 2e-4, "betas": [0.5, 0.999],
     "steps": 20_000, "val_every": 1000, "save_every": 1000,
-    # §4: L = L2 + 200 L_b1 + 200 L_b2 + 0.05 L_n. The paper gives no reduction or pixel range. Each term is a
-    # mean over its elements, pixels in [0, 1] and conv3 features on that scale (the Caffe-scale HED
-    # activations / 255): then every term gets a real share of the generator's gradient. Measured at
-    # init on a batch of 64 open-photo crops (24 px, centre hole), gradient norms relative to L2's:
-    # 200 L_b1 0.11, 200 L_b2 2.0, 0.05 L_n 0.09 (the large recipe: 0.32, 4.2, 0.03). Per-image sums on 0-255 pixels gave the GAN terms
-    # 1e-9 to 1e-8 of L2's: they did nothing.
+    # §4: L = L2 + 200 L_b1 + 200 L_b2 + 0.05 L_n. The paper gives no reduction or pixel range. L2 and L_n are
+    # sums over each image's elements (eq. 2 writes L_n as one) with pixels in [0, 1] and conv3 features on that
+    # scale (the Caffe-scale HED activations / 255); the log-GAN terms are means over their logit maps. Gradient
+    # norms at the generator relative to L2's, measured on 64 open-photo crops (24 px, centre hole) at steps
+    # 0 / 25 / 50 of training: 200 L_b1 8e-5 / 0.010 / 0.073, 200 L_b2 0.0014 / 0.37 / 0.34, 0.05 L_n 0.58 /
+    # 0.45 / 0.50: the GAN terms grow in as the discriminators learn. Sums on 0-255 pixels left them at 1e-9 to
+    # 1e-8 (inert); means over every element let them outweigh L2 3,000-50,000x within 400 steps.
     "w_l2": 1.0, "w_global": 200.0, "w_local": 200.0, "w_feature": 0.05,
     # The "conv3" neural features: conv3_1 (pre-ReLU, features index 10), the same sub-network in VGG16
     # and VGG19. vgg16-hed works offline; vgg19 reads torchvision's ImageNet file (features.py).
