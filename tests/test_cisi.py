@@ -267,3 +267,12 @@ def test_perceptual_loss_reads_torchvision_imagenet_vgg16_as_the_paper(tmp_path)
     assert np.isfinite(overfit(method, x.add(1).div(2).expand(2, -1, -1, -1), hole.expand(2, -1, -1, -1), 1)[0]["perceptual"])
     with pytest.raises(ValueError, match="vgg16 or vgg16-hed"):
         tiny(features="vgg19").features()
+
+
+def test_checkpoints_of_the_older_rectified_head_still_load_as_trained():
+    config = CISI.resolve_config("small", TINY)
+    del config["ice_head"]  # as older checkpoints' configs
+    old = CISI(config, torch.device("cpu")).nets["ice"].model[-1]
+    assert isinstance(old.act, torch.nn.ReLU) and isinstance(old.norm, torch.nn.InstanceNorm2d)
+    new = tiny().nets["ice"].model[-1]
+    assert isinstance(new.act, torch.nn.Identity) and isinstance(new.norm, torch.nn.Identity)

@@ -36,7 +36,9 @@ class CISINet(Method):
         dim, down, blocks, style_dim = int(c["dim"]), int(c["downsample"]), int(c["blocks"]), int(c["style_dim"])
         sce = ContentEncoder(3, dim, down, blocks)
         # The corrupted image and its hole mask (which pixels to infer; the paper does not say what else the ICE reads).
-        ice = ContentEncoder(4, dim, down, blocks, tuple(int(d) for d in c["dilations"]), extra_block=True)
+        # Configs without "ice_head" come from checkpoints of the older instance-norm + ReLU head.
+        ice = ContentEncoder(4, dim, down, blocks, tuple(int(d) for d in c["dilations"]), extra_block=True,
+                             head=c.get("ice_head", "instance-relu"))
         nets = {
             "sce": sce, "ice": ice, "style": StyleEncoder(dim, style_dim, int(c["style_downsample"])),
             "decoder": Decoder(sce.out_channels, style_dim, int(c["mlp_dim"]), blocks, down, adaptive=bool(c["separate"])),

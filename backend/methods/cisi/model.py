@@ -72,7 +72,7 @@ class ContentEncoder(nn.Module):
     for a wider view, and one extra convolution block without stride at the end."""
 
     def __init__(self, in_channels: int, dim: int, downsample: int, blocks: int,
-                 dilations: tuple[int, ...] | None = None, extra_block: bool = False):
+                 dilations: tuple[int, ...] | None = None, extra_block: bool = False, head: str = "conv"):
         super().__init__()
         layers = [ConvBlock(in_channels, dim, 7, norm="instance")]
         for _ in range(downsample):
@@ -85,7 +85,9 @@ class ContentEncoder(nn.Module):
         if extra_block:
             # The code it ends in must be able to equal the SCE's, a residual sum: signed and unnormalised.
             # A ReLU would keep it >= 0 and instance norm would pin each channel's mean and variance.
-            layers.append(ConvBlock(dim, dim, 3, act="none"))
+            # head="instance-relu" rebuilds that older head, for checkpoints trained with it.
+            plain = head == "conv"
+            layers.append(ConvBlock(dim, dim, 3, norm="none" if plain else "instance", act="none" if plain else "relu"))
         self.model = nn.Sequential(*layers)
         self.out_channels = dim
 

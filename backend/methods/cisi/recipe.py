@@ -16,6 +16,7 @@ PAPER: dict[str, Any] = {
     # encoder's dilation rates are not given either: GLCIC's 2, 4, 8, 16, one per residual block.
     "dim": 64, "downsample": 2, "blocks": 4, "style_dim": 8, "mlp_dim": 256, "style_downsample": 4,
     "dilations": [2, 4, 8, 16],
+    "ice_head": "conv",  # the ICE's last block: a plain convolution, so its code can equal the SCE's signed one
     "d_scales": 3, "d_dim": 64, "d_layers": 4,
     # Weighted masks: 5 on the hole, 1 on the known region. A feature cell counts as hole when more
     # than half of its 1/9-filtered value comes from the hole (the threshold is not given); a
