@@ -305,6 +305,12 @@ def test_blend_paste_is_a_plain_paste_and_prior_weight_is_a_serving_option(tmp_p
     for weight in (0.0, 0.5):
         fill_region(engine, FillRequest(image, mask, params={**params, "prior_weight": weight}))
     assert seen == [0.0, 0.5]
+    # Without the option, the weight the checkpoint was trained and validated with.
+    config = SEMANTIC.resolve_config("small", {"width": 8, "prior_weight": 0.02})
+    checkpoint.export(tmp_path / "semantic-prior", checkpoint.network_tensors(SEMANTIC(config, torch.device("cpu")).nets,
+                      SEMANTIC.inference_networks), {"method": "semantic", "config": {**config, "method": "semantic"}, "step": 1})
+    fill_region(Registry(tmp_path, torch.device("cpu")).get("semantic-prior"), FillRequest(image, mask, params=params))
+    assert seen[-1] == 0.02
     from backend.engines.base import OptionError
 
     for bad in ("nan", "inf", -1):

@@ -1,13 +1,14 @@
 """Serving a trained checkpoint through the one engine interface."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file
 
-from backend.engines.base import Engine, InpaintOptions, Progress, SizeRules
+from backend.engines.base import Engine, InpaintOptions, OptionError, Param, Progress, SizeRules
 from backend.methods import get_method
 
 
@@ -20,9 +21,23 @@ def size_rules(meta: dict[str, Any]) -> SizeRules:
     return SizeRules(multiple=cls.multiple, minimum=cls.multiple, native=native, fixed=cls.fixed_size)
 
 
+def checkpoint_params(meta: dict[str, Any]) -> dict[str, Param]:
+    """The serving options of a checkpoint's method; an option its training config also sets (e.g. the
+    prior's weight the run was validated with) defaults to the checkpoint's value."""
+    config = meta.get("config", {})
+    params = get_method(meta["method"]).params
+    out = {}
+    for k, p in params.items():
+        try:
+            out[k] = replace(p, default=p.parse(k, config[k])) if k in config else p
+        except OptionError:  # a value serving would refuse keeps the method's default
+            out[k] = p
+    return out
+
+
 def listed_params(meta: dict[str, Any]) -> dict[str, Any]:
     """The serving options of a checkpoint's method, as GET /api/v1/models lists them."""
-    return {k: p.as_dict() for k, p in get_method(meta["method"]).params.items()}
+    return {k: p.as_dict() for k, p in checkpoint_params(meta).items()}
 
 
 class LearnedEngine(Engine):
@@ -46,7 +61,7 @@ class LearnedEngine(Engine):
         for net in self.model.nets.values():
             net.eval()
         self.size = size_rules(meta)
-        self.params, self.needs_gradients, self.blends_itself = cls.params, cls.needs_gradients, cls.blends_itself
+        self.params, self.needs_gradients, self.blends_itself = checkpoint_params(meta), cls.needs_gradients, cls.blends_itself
 
     def info(self) -> dict[str, Any]:
         return {k: self.meta[k] for k in ("training", "metrics", "config") if k in self.meta}

@@ -109,4 +109,4 @@ class SemanticInpainting(Method):
     def serve(self, image: torch.Tensor, hole: torch.Tensor, options: InpaintOptions, progress: Progress) -> torch.Tensor:
         p: dict[str, Any] = options.params
         return self.complete(image, hole, p["iterations"], p["candidates"], p["blend"],
-                             options.generator(self.device), progress, p.get("prior_weight"))
+                             options.generator(self.device), progress, p.get("prior_weight"))  # absent: the config's
