@@ -9,7 +9,7 @@ RSS of that process and its RSS after the imports (what the pipeline itself adds
 Throughput: images/s of TrainingPhotos alone at --size px through a DataLoader (batch 8) on real photos,
 with the default worker count and with 0, 1 and 2 workers, after one warm-up batch.
 
-    python benchmarks/data_scale.py [--counts 10000,100000,1000000] [--photos /work/data/open-photos/train]
+    python benchmarks/data_scale.py [--counts 10000,100000,1000000] [--photos data/open-photos/train]
                                     [--size 256] [--images 240] [--tmp DIR] [--out benchmarks/results]
 """
 from __future__ import annotations
@@ -97,7 +97,7 @@ def throughput(photos: list[Path], size: int, images: int, workers: int, batch: 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--counts", default="10000,100000,1000000")
-    ap.add_argument("--photos", type=Path, default=Path("/work/data/open-photos/train"), help="real photos for images/s")
+    ap.add_argument("--photos", type=Path, default=Path("data/open-photos/train"), help="real photos for images/s")
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--images", type=int, default=240, help="images timed per worker setting")
     ap.add_argument("--tmp", type=Path, default=None, help="where the folder trees go (default: the system temp dir)")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import pickle
 from pathlib import Path
 
@@ -79,6 +80,8 @@ def test_find_photos_lists_in_path_order_without_a_stat_per_file(tmp_path, monke
     stats = []
     real_stat = Path.stat
     monkeypatch.setattr(Path, "stat", lambda self, **k: stats.append(self) or real_stat(self, **k))
+    real_os_stat = os.stat
+    monkeypatch.setattr(os, "stat", lambda p, *a, **k: stats.append(p) or real_os_stat(p, *a, **k))
     assert find_photos(tmp_path) == expected
     assert photo_files(tmp_path) == [str(p) for p in expected]
     assert stats == []
@@ -118,8 +121,7 @@ def test_validation_is_capped_and_the_same_in_every_process(tmp_path, opened, mo
     capped = ValidationPhotos(many, 32, MASKS, per_photo=2, crops=500)
     assert len(capped) == 500 and opened == []
     assert len({item[0] for item in capped.items}) == 250
-    monkeypatch.setenv("RANK", "3")
-    monkeypatch.setenv("WORLD_SIZE", "8")
+    # The sample depends on the photo list alone (nothing per process): built again, it is the same.
     assert ValidationPhotos(many, 32, MASKS, per_photo=2, crops=500).items == capped.items
     assert len(ValidationPhotos(many, 32, MASKS, per_photo=3, crops=500)) == 500
     assert ValidationPhotos(photos, 32, MASKS, per_photo=2, crops=7).items[0][0] in photos
@@ -148,3 +150,30 @@ def test_loader_workers_default_from_the_cpus(monkeypatch):
     monkeypatch.setattr(data.os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
     assert data.loader_workers("auto") == 3
     assert data.loader_workers(0) == 0 and data.loader_workers(2) == 2 and data.loader_workers("5") == 5
+
+
+def test_an_unreadable_photo_is_skipped_and_the_samples_stay_fixed(tmp_path):
+    import warnings
+
+    import cv2
+    from conftest import photo_like
+
+    from backend.training.data import MaskSpec, TrainingPhotos
+
+    good = []
+    for i in range(3):
+        good.append(tmp_path / f"p{i}.jpg")
+        cv2.imwrite(str(good[-1]), photo_like(96, 96, seed=i))
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8 not a jpeg")
+    masks = MaskSpec({"boxes": 1.0}, (0.1, 0.3))
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        data = TrainingPhotos(good + [bad], 64, masks, seed=0)
+        items = [data[k] for k in range(12)]
+    assert all(image.shape == (3, 64, 64) for image, _ in items)
+    assert any("broken.jpg" in str(w.message) for w in seen)  # some sample drew it, and said so
+    again = TrainingPhotos(good + [bad], 64, masks, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert all(torch.equal(a[0], again[k][0]) for k, a in enumerate(items))

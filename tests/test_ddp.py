@@ -117,3 +117,15 @@ def test_batchnorm_syncs_across_processes_on_cuda_only_and_keeps_its_keys(monkey
             assert norms and all(isinstance(m, torch.nn.SyncBatchNorm) == sync for m in norms)
             assert {k: list(net.state_dict()) for k, net in wrapped.items()} == keys
             assert all(a is b for k, net in wrapped.items() for a, b in zip(net.parameters(), params[k], strict=True))
+
+
+def test_the_process_group_backend_follows_the_device_the_run_uses(monkeypatch):
+    # --device cpu on a GPU machine: NCCL cannot carry CPU tensors, the run needs gloo.
+    from backend.training import trainer
+
+    backends = []
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(trainer.dist, "init_process_group", lambda backend, **k: backends.append(backend))
+    assert trainer.Distributed("cpu").device.type == "cpu"
+    assert backends == ["gloo"]

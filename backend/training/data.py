@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -19,6 +20,7 @@ from torch.utils.data import Dataset
 from backend.training.masks import generate_mask
 
 SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
+UNREADABLE_TRIES = 20  # photos drawn for one sample before the folder is judged unreadable
 _REDUCED = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
 
 
@@ -150,8 +152,16 @@ class TrainingPhotos(Dataset):
 
     def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng([self.seed, k])
-        i = int(rng.integers(len(self.photos)))
-        path = self.photos[i]
+        for _ in range(UNREADABLE_TRIES):
+            path = self.photos[int(rng.integers(len(self.photos)))]
+            try:
+                return self._sample(rng, path)
+            except (OSError, ValueError) as e:  # a corrupt or truncated file (PIL's UnidentifiedImageError is an OSError)
+                # Drawn again from the same stream, so the sample stays fixed by (seed, k).
+                warnings.warn(f"skipping unreadable photo {path}: {e}", stacklevel=2)
+        raise RuntimeError(f"{UNREADABLE_TRIES} photos in a row could not be read: is the --data folder readable?")
+
+    def _sample(self, rng: np.random.Generator, path: Path) -> tuple[torch.Tensor, torch.Tensor]:
         h, w = _shape(path)  # the header alone: the scale picks how much to decode
         if self.crop_fraction:
             f = float(np.exp(rng.uniform(np.log(self.crop_fraction[0]), np.log(self.crop_fraction[1]))))
@@ -183,7 +193,7 @@ class ValidationPhotos(Dataset):
     Each photo gives `per_photo` crops, each with its own mask. A set with more than `crops` of
     them is validated on a fixed sample of ceil(crops / per_photo) photos drawn with `seed`
     (cut to `crops`), so a big folder costs no more than a small one; the sample depends only on
-    the photo list, never on the number of processes. Crops are decoded when asked for, not kept.
+    the photo list, never on the number of processes. A photo is decoded when first asked for, then kept.
     """
 
     def __init__(self, photos: list[Path] | list[str], size: int, masks: MaskSpec, per_photo: int = 2, seed: int = 1234,
@@ -195,19 +205,20 @@ class ValidationPhotos(Dataset):
             chosen = sorted(np.random.default_rng(seed).choice(len(photos), -(-crops // per_photo), replace=False).tolist())
         # (photo, its index in the whole list, crop number): the index seeds the mask, as it always has.
         self.items = [(Path(photos[j]), j, r) for j in chosen for r in range(per_photo)][:crops]
-        self._last: tuple[Path | None, np.ndarray | None] = (None, None)
+        self._patches: dict[Path, np.ndarray] = {}  # decoded once (500 crops of 256 px: at most ~200 MB)
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         path, j, r = self.items[k]
-        if self._last[0] != path:  # a photo's crops come one after another: decode it once for them
+        if path not in self._patches:  # on first use, not at start-up; every later validation reuses it
             img = read_rgb(path, _reduction(_shape(path), self.size))
             side = min(img.shape[:2])
             y, x = (img.shape[0] - side) // 2, (img.shape[1] - side) // 2
-            self._last = (path, cv2.resize(img[y:y + side, x:x + side], (self.size, self.size), interpolation=cv2.INTER_AREA))
-        return _tensors(self._last[1], self.masks.draw(np.random.default_rng([self.seed, j, r]), self.size))
+            patch = cv2.resize(img[y:y + side, x:x + side], (self.size, self.size), interpolation=cv2.INTER_AREA)
+            self._patches[path] = patch
+        return _tensors(self._patches[path], self.masks.draw(np.random.default_rng([self.seed, j, r]), self.size))
 
 
 def loader_workers(setting: Any = "auto") -> int:

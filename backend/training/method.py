@@ -93,7 +93,7 @@ class LossScalers:
         self.shared: dict = {}  # a resumed single scaler (older states): the start of every group without its own
 
     def get(self, names: tuple[str, ...]) -> torch.amp.GradScaler:
-        key = "+".join(names)
+        key = "+".join(sorted(names))  # the same optimisers in any order are one group
         if key not in self.scalers:
             scaler = torch.amp.GradScaler(self.device_type)
             state = self.loaded.pop(key, None) or self.shared

@@ -61,9 +61,9 @@ class Distributed:
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         local = int(os.environ.get("LOCAL_RANK", "0"))
-        if self.world > 1:
-            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
         self.device = pick_device(device)
+        if self.world > 1:  # by the device the run uses: --device cpu on a GPU machine needs gloo
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
         if self.device.type == "cuda" and self.world > 1:
             self.device = torch.device("cuda", local)
             torch.cuda.set_device(self.device)
@@ -246,6 +246,10 @@ class Trainer:
             # Older states hold one "scaler" that every step shared: each group's scaler starts from it.
             ctx.load_scaler_state_dict(state.get("scalers", {}), shared=state.get("scaler"))
             _set_rng_state(state["rng"], d.device)
+            if d.rank > 0:
+                # The state holds rank 0's random stream only: the other ranks go on from a stream of their own
+                # (seeded by rank and step), as a fresh run seeds each rank differently.
+                torch.manual_seed(cfg["seed"] + d.rank + 1_000_003 * step)
             log = json.loads(state["log"])
         method.nets = {k: d.wrap(v) for k, v in method.nets.items()}
         # After the wrap, so every rank's shadows start from the weights DDP broadcast from rank 0.
@@ -331,6 +335,8 @@ class Trainer:
                  "scalers": ctx.scaler_state_dict(), "rng": _rng_state(self.dist.device), "log": json.dumps(log)}
         meta = self._meta(step, metrics, images_per_s)
         checkpoint.save_training_state(self.folder, step, tensors, state, meta)
+        if step == 0:  # stopped before its first step: untrained weights are not offered to the editors
+            return
         served = dict(nets)
         if ema is not None:
             served.update(ema.shadows)
