@@ -31,17 +31,21 @@ def local_windows(hole: torch.Tensor, size: int) -> list[tuple[int, int]]:
     """Top-left corner of a size x size window per image on the hole's own box: centred on it, kept inside.
 
     With the paper's 8x8 centre hole and an 8x8 window this is exactly the hole; a larger hole is judged
-    on its centre, a smaller one with some context around it. An image without hole gets the centre."""
-    b, _, h, w = hole.shape
-    corners = []
-    for i in range(b):
-        ys, xs = torch.nonzero(hole[i, 0] > 0, as_tuple=True)
-        if len(ys):
-            cy, cx = int(ys.min()) + int(ys.max()) + 1, int(xs.min()) + int(xs.max()) + 1  # twice the box centre
-        else:
-            cy, cx = h, w
-        corners.append((min(max((cy - size) // 2, 0), h - size), min(max((cx - size) // 2, 0), w - size)))
-    return corners
+    on its centre, a smaller one with some context around it. An image without hole gets the centre.
+    Computed for the whole batch at once: one transfer from the device, not a few per image."""
+    _, _, h, w = hole.shape
+
+    def twice_centre(occupied: torch.Tensor, n: int) -> torch.Tensor:  # first + last occupied index + 1, per image
+        idx = torch.arange(n, device=occupied.device)
+        first = torch.where(occupied, idx, n).amin(1)
+        last = torch.where(occupied, idx, -1).amax(1)
+        return torch.where(occupied.any(1), first + last + 1, torch.full_like(first, n))
+
+    filled = hole[:, 0] > 0
+    cy, cx = twice_centre(filled.any(2), h), twice_centre(filled.any(1), w)
+    ys = ((cy - size) // 2).clamp(0, h - size)
+    xs = ((cx - size) // 2).clamp(0, w - size)
+    return list(zip(ys.tolist(), xs.tolist()))
 
 
 def crop(x: torch.Tensor, corners: list[tuple[int, int]], size: int) -> torch.Tensor:
