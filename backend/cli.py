@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fill_options(f)
 
     t = sub.add_parser("train", help="train a learned method on a folder of photos")
-    t.add_argument("--method", required=True, help="isnet, imt, cisinet, nfgan or semantic")
+    t.add_argument("--method", required=True, help="cisi, imt, isnet, nfgan or semantic")
     t.add_argument("--data", type=Path, required=True, help="folder of photos (searched recursively)")
     t.add_argument("--recipe", default=None, help="the method's recipe (default: paper)")
     t.add_argument("--size", type=int, default=None, help="training crop size (default: the recipe's)")

@@ -266,3 +266,22 @@ def test_wallpapers_named_by_their_size_keep_one_photo_each():
     paths = [Path(WALLPAPERS, n, "contents/images/1920x1080.jpg") for n in ("Kite", "Path", "Grey")]
     assert [photo_name(p) for p in paths] == ["Kite", "Path", "Grey"]
     assert photo_name(Path("/usr/share/backgrounds/mate/nature/Aqua.jpg")) == "Aqua"
+
+
+def test_train_help_names_the_methods_by_the_ids_it_takes(capsys):
+    from backend.methods import BUILTIN
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert all(m in text for m in BUILTIN) and "cisinet" not in text
+
+
+@pytest.mark.skipif(not (ROOT / ".git").exists(), reason="not a git checkout")
+def test_training_state_and_user_checkpoints_stay_out_of_git_and_shipped_ones_in():
+    def ignored(path: str) -> bool:
+        return subprocess.run(["git", "check-ignore", "-q", path], cwd=ROOT).returncode == 0
+
+    assert ignored("models/my-landscapes.train/step-00001000.safetensors") and ignored("models/my-landscapes.safetensors")
+    assert not ignored("models/isnet-open.safetensors") and not ignored("models/cisi-open.json")
+    assert not ignored("models/README.md")

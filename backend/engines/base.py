@@ -152,7 +152,7 @@ class Engine(ABC):
     """Base class of every engine. Subclasses set the class attributes and implement inpaint()."""
 
     id: str = ""  # unique id in the registry, e.g. "patchmatch" or a checkpoint's name
-    method: str = ""  # method id: patchmatch, diffusion, isnet, imt, cisinet, nfgan, semantic
+    method: str = ""  # method id: patchmatch, diffusion, isnet, imt, cisi, nfgan, semantic
     kind: Kind = "classical"
     description: str = ""
     size: SizeRules = SizeRules()
