@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 from pathlib import Path
 
@@ -51,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     t.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"])
     t.add_argument("--half", action="store_true", help="export the served checkpoint in half precision")
+    t.add_argument("--debug", action="store_true", help="show the traceback of an error")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any recipe value, e.g. --set lr=1e-4 --set val_every=200 (JSON values)")
 
@@ -170,7 +173,7 @@ def _parse_set(items: list[str], flag: str = "--set") -> dict:
     return out
 
 
-def run_train(args: argparse.Namespace) -> int:
+def run_train(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     from backend.methods import get_method
     from backend.training.trainer import TrainOptions, train
 
@@ -179,9 +182,27 @@ def run_train(args: argparse.Namespace) -> int:
     except KeyError as e:
         print(f"error: {e.args[0]}", file=sys.stderr)
         return 2
+    from backend.training.features import FeatureWeightsMissing
+
+    if not args.data.is_dir():
+        print(f"error: --data {args.data}: no such folder", file=sys.stderr)
+        return 2
     overrides = {"size": args.size, "steps": args.steps, "batch": args.batch, **_parse_set(args.set)}
     out = args.out or Path("models") / f"{args.method}-custom"
-    result = train(TrainOptions(args.method, args.data, out, args.recipe, overrides, args.resume, args.device, args.half))
+    try:
+        result = train(TrainOptions(args.method, args.data, out, args.recipe, overrides, args.resume, args.device, args.half))
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the trainer has saved the step it was at
+        if os.environ.get("RANK", "0") == "0":
+            latest = out.with_name(out.name + ".train") / "latest.json"
+            step = json.loads(latest.read_text())["step"] if latest.is_file() else 0
+            again = " ".join(a for a in (argv or sys.argv[1:]) if a != "--resume")
+            print(f"saved step {step}; resume with: inpaint-backend {again} --resume", file=sys.stderr)
+        return 130
+    except (FeatureWeightsMissing, ValueError, SystemExit) as e:  # the user's to fix: one line, no traceback
+        if args.debug or isinstance(e, SystemExit) and not isinstance(e.code, str):
+            raise
+        print(f"error: {e.code if isinstance(e, SystemExit) else e}", file=sys.stderr)
+        return 2
     print(f"done: step {result['step']}, validation {result['metrics']}, served as {result['export']}")
     return 0
 
@@ -311,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "fill":
         return run_fill(args)
     if args.command == "train":
-        return run_train(args)
+        return run_train(args, argv)
     if args.command == "eval":
         return run_eval(args)
     if args.command == "import-checkpoint":

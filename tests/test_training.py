@@ -92,17 +92,19 @@ def test_terminated_run_saves_where_it_stopped(photos, tmp_path):
     reader.join(timeout=10)
     text = b"".join(seen).decode(errors="replace")
     assert "interrupted: saving step" in text, text[-2000:]
+    assert proc.returncode == 130 and "Traceback" not in text, text[-2000:]
+    assert "resume with: inpaint-backend train --method tiny" in text and text.rstrip().endswith("--resume")
     step = json.loads((tmp_path / "term.train" / "latest.json").read_text())["step"]
     assert 5 <= step < 100000 and (tmp_path / "term.json").exists()
 
 
-def test_refuses_to_overwrite_a_run_and_to_resume_nothing(photos, tmp_path):
+def test_refuses_to_overwrite_a_run_and_to_resume_nothing(photos, tmp_path, capsys):
     out = tmp_path / "m"
-    with pytest.raises(SystemExit, match="nothing to resume"):
-        main(train_cmd(photos, out, "--resume"))
+    assert main(train_cmd(photos, out, "--resume")) == 2
+    assert "nothing to resume" in capsys.readouterr().err
     assert main(train_cmd(photos, out, "--steps", "2")) == 0
-    with pytest.raises(SystemExit, match="--resume"):
-        main(train_cmd(photos, out, "--steps", "2"))
+    assert main(train_cmd(photos, out, "--steps", "2")) == 2
+    assert "--resume" in capsys.readouterr().err
 
 
 def test_unknown_method_is_a_clear_error(photos, tmp_path, capsys):
@@ -285,3 +287,17 @@ def test_training_state_and_user_checkpoints_stay_out_of_git_and_shipped_ones_in
     assert ignored("models/my-landscapes.train/step-00001000.safetensors") and ignored("models/my-landscapes.safetensors")
     assert not ignored("models/isnet-open.safetensors") and not ignored("models/cisi-open.json")
     assert not ignored("models/README.md")
+
+
+def test_a_users_mistake_is_one_line_and_exit_code_2(photos, tmp_path, capsys):
+    cases = [(train_cmd(tmp_path / "no-such-folder", tmp_path / "a"), "no such folder"),
+             (train_cmd(photos, tmp_path / "b", "--recipe", "nope"), "no recipe 'nope'"),
+             (["train", "--method", "isnet", "--data", str(photos), "--out", str(tmp_path / "c"), "--device", "cpu",
+               "--set", f"features_path={tmp_path / 'none.pth'}", "--steps", "1"], "VGG19 ImageNet weights not found")]
+    for argv, said in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        last = err.splitlines()[-1]  # (weights missing: the progress bar had started)
+        assert said in last and last.startswith("error: ") and "Traceback" not in err, err
+    with pytest.raises(ValueError, match="no recipe"):
+        main(train_cmd(photos, tmp_path / "d", "--recipe", "nope", "--debug"))
