@@ -63,6 +63,11 @@ def _relative_names(photos: list[Path] | list[str], root: Path) -> Iterator[str]
     return (s[len(prefix):] if s.startswith(prefix) else str(Path(s).relative_to(root)) for s in map(os.fspath, photos))
 
 
+def name_score(name: str) -> float:
+    """A number in [0, 1) fixed by a photo's name alone: what puts it on the validation side of a split."""
+    return int.from_bytes(hashlib.sha1(name.encode()).digest()[:8], "big") / 2**64
+
+
 def split(photos: list[Path] | list[str], val_fraction: float, root: Path) -> tuple[list, list]:
     """Split by photo, stably: a photo's side depends only on its path, not on what else is in the folder.
 
@@ -71,8 +76,7 @@ def split(photos: list[Path] | list[str], val_fraction: float, root: Path) -> tu
     """
     if len(photos) < 2:
         raise ValueError(f"need at least 2 photos (one to train on, one to validate), found {len(photos)}")
-    names = _relative_names(photos, root)
-    scores = [int.from_bytes(hashlib.sha1(name.encode()).digest()[:8], "big") / 2**64 for name in names]
+    scores = [name_score(name) for name in _relative_names(photos, root)]
     held = [s < val_fraction for s in scores]
     if not any(held):
         held[min(range(len(scores)), key=scores.__getitem__)] = True

@@ -7,13 +7,14 @@ and licence in ATTRIBUTION.md.
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
+
+from backend.training.data import name_score
 
 WALLPAPERS = "/usr/share/wallpapers"
 BACKGROUNDS = "/usr/share/backgrounds"
@@ -80,7 +81,7 @@ def photo_name(path: Path) -> str:
 
 
 def _is_val(name: str, fraction: float) -> bool:
-    return int.from_bytes(hashlib.sha1(name.encode()).digest()[:8], "big") / 2**64 < fraction
+    return name_score(name) < fraction
 
 
 def prepare(out: Path, max_side: int = 2048, val_fraction: float = 0.15) -> dict[str, int]:
