@@ -21,6 +21,11 @@ def _add_fill_options(p: argparse.ArgumentParser) -> None:
                    help="image: the composite (default); layer: RGBA with only the filled pixels")
 
 
+def _add_cpu_bf16(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cpu-bf16", default="auto", choices=["auto", "on", "off"],
+                   help="learned engines on a CPU in bfloat16 (auto: where the CPU has it natively, AVX512-BF16/AMX)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="inpaint-backend", description="Local inpainting backend for Krita and GIMP.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -29,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=7860)
     s.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"])
+    _add_cpu_bf16(s)
     s.add_argument("--models-dir", default="models", help="folder of checkpoints (default: ./models)")
     s.add_argument("--token", default=None, help="require 'Authorization: Bearer TOKEN' (needed off loopback)")
     s.add_argument("--max-pixels", type=float, default=100e6, help="largest image accepted, in pixels")
@@ -39,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("mask", type=Path, help="mask file (used for every image), or a folder of masks matched by name")
     f.add_argument("-o", "--out", type=Path, required=True, help="output PNG, or a folder when IMAGE is a folder")
     f.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"])
+    _add_cpu_bf16(f)
     f.add_argument("--models-dir", default="models")
     _add_fill_options(f)
 
@@ -317,6 +324,10 @@ def run_install(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "cpu_bf16", None):
+        from backend import compute
+
+        compute.set_serving_cpu_bf16(args.cpu_bf16)
     if args.command == "serve":
         from backend.app import serve
         from backend.service import ServerConfig

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file
 
+from backend import compute
 from backend.engines.base import Engine, InpaintOptions, OptionError, Param, Progress, SizeRules
 from backend.methods import get_method
 
@@ -67,7 +68,11 @@ class LearnedEngine(Engine):
         return {k: self.meta[k] for k in ("training", "metrics", "config") if k in self.meta}
 
     def inpaint(self, image: torch.Tensor, hole: torch.Tensor, options: InpaintOptions, progress: Progress) -> torch.Tensor:
-        return self.model.serve(image, hole, options, progress)
+        fmt = self.model.config.get("channels_last", "auto")
+        image, hole = compute.place_batch(image, self.device, fmt), compute.place_batch(hole, self.device, fmt)
+        with compute.autocast(self.device, compute.serving_precision(self.device)):
+            out = self.model.serve(image, hole, options, progress)
+        return out.float().contiguous()
 
 
 def load_checkpoint(name: str, weights: Path, meta: dict[str, Any], device: torch.device) -> Engine:

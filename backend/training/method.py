@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from backend import compute
 from backend.engines.base import InpaintOptions, Param, Progress
 
 
@@ -58,16 +59,18 @@ def frozen(*nets: torch.nn.Module):
 PRECISIONS = ("bf16", "fp16", "fp32")
 
 
-def resolve_precision(device: torch.device, precision: str = "auto", amp: bool = True, cpu_bf16: bool = False) -> str:
+def resolve_precision(device: torch.device, precision: str = "auto", amp: bool = True,
+                      cpu_bf16: bool | str | None = False) -> str:
     """The precision a run trains in: bf16, fp16 or fp32.
 
     CUDA follows `precision`; "auto" is bf16 where the GPU has it (fp32's range, so no loss scaling), else fp16.
-    `amp=False`, the older switch, still means fp32 unless a precision is named. CPUs follow `cpu_bf16` alone.
+    `amp=False`, the older switch, still means fp32 unless a precision is named. CPUs follow `cpu_bf16` alone:
+    true, false, or "auto" (bf16 where the CPU has it natively, see backend/compute.py).
     """
     if precision != "auto" and precision not in PRECISIONS:  # a typo fails on every device, not only on a GPU
         raise ValueError(f"precision must be auto, {', '.join(PRECISIONS)}; got {precision!r}")
     if device.type == "cpu":
-        return "bf16" if cpu_bf16 else "fp32"
+        return "bf16" if compute.cpu_bf16_wanted(cpu_bf16) else "fp32"
     if device.type != "cuda":
         return "fp32"
     if precision == "auto":
@@ -116,19 +119,15 @@ class StepContext:
     """Backward passes and optimiser steps in the run's precision, with fp16 loss scaling applied uniformly."""
 
     def __init__(self, optimizers: dict[str, torch.optim.Optimizer], device: torch.device, amp: bool = True,
-                 cpu_bf16: bool = False, precision: str = "auto"):
+                 cpu_bf16: bool | str | None = False, precision: str = "auto"):
         self.optimizers = optimizers
         self.device = device
-        # On CPUs bf16 needs native support (AVX512-BF16, AMX) to pay: ~1.4x faster convs there.
         self.precision = resolve_precision(device, precision, amp, cpu_bf16)
         # Only fp16 needs loss scaling: its small range underflows gradients; bf16 shares fp32's range.
         self.scalers = LossScalers(device.type) if self.precision == "fp16" else None
 
     def autocast(self):
-        if self.precision == "fp32":
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
-        return torch.autocast(self.device.type, dtype=dtype)
+        return compute.autocast(self.device, self.precision)
 
     def step(self, names: str | tuple[str, ...], loss: torch.Tensor) -> None:
         """Backward `loss` and step optimiser `names` (one or several; their gradients are cleared first)."""
@@ -176,7 +175,7 @@ class Method(ABC):
         self.device = device
         self.nets: dict[str, nn.Module] = self.build_networks()
         for net in self.nets.values():
-            net.to(device)
+            compute.place_network(net, device, config.get("channels_last", "auto"))
 
     @classmethod
     def resolve_config(cls, recipe: str | None, overrides: dict[str, Any]) -> dict[str, Any]:

@@ -21,7 +21,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
-from backend import __version__
+from backend import __version__, compute
 from backend.methods import get_method
 from backend.training import checkpoint, reports
 from backend.training.data import MaskSpec, TrainingPhotos, ValidationPhotos, loader_workers, photo_files, split, summary
@@ -35,8 +35,9 @@ DEFAULTS: dict[str, Any] = {
     "workers": "auto",  # data loader processes; "auto": see loader_workers
     "crop_fraction": None, "rotate": 0.0,  # see TrainingPhotos
     # CUDA precision: "auto" is bf16 where the GPU has it, else fp16 (loss-scaled); "bf16", "fp16" or "fp32" pick one.
-    # "amp": false, the older switch, means fp32. CPUs ignore both: "cpu_bf16" alone switches them to bfloat16.
-    "precision": "auto", "amp": True, "cpu_bf16": False,
+    # "amp": false, the older switch, means fp32. CPUs ignore both: "cpu_bf16" alone decides there, "auto" being
+    # bf16 on CPUs with native bf16 (AVX512-BF16, AMX) and fp32 elsewhere. Memory format: backend/compute.py.
+    "precision": "auto", "amp": True, "cpu_bf16": "auto", "channels_last": "auto",
 }
 
 
@@ -157,7 +158,8 @@ def validate(method: Method, ema: EMA | None, val: ValidationPhotos, device: tor
     with evaluation(method, ema):
         gen = torch.Generator(device=device).manual_seed(0)
         for start in range(0, len(val), batch):
-            image, hole = (torch.stack(t).to(device) for t in zip(*(val[i] for i in range(start, min(len(val), start + batch)))))
+            image, hole = (compute.place_batch(torch.stack(t), device, method.config.get("channels_last", "auto"))
+                           for t in zip(*(val[i] for i in range(start, min(len(val), start + batch)))))
             out = method.inpaint(image * (1 - hole), hole, gen).clamp(0, 1)
             out = image * (1 - hole) + out * hole
             for k, v in all_metrics(out, image, hole).items():
@@ -231,7 +233,7 @@ class Trainer:
         optimizers = method.build_optimizers()
         schedulers = method.build_schedulers(optimizers)
         # Configs saved before the "precision" key resume as "auto", their "amp" deciding fp32.
-        ctx = StepContext(optimizers, d.device, amp=bool(cfg.get("amp", True)), cpu_bf16=bool(cfg.get("cpu_bf16")),
+        ctx = StepContext(optimizers, d.device, amp=bool(cfg.get("amp", True)), cpu_bf16=cfg.get("cpu_bf16", False),
                           precision=cfg.get("precision", "auto"))
         if d.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # crops keep one size: cuDNN times kernels once per shape, keeps the fastest
@@ -281,12 +283,15 @@ class Trainer:
 
         bar = tqdm(total=cfg["steps"], initial=step, disable=not d.main, unit="step", dynamic_ncols=True)
         started, images_per_s, last = time.perf_counter(), 0.0, time.perf_counter()
+        data_wait = 0.0  # the share of each step spent waiting for the loader (smoothed like images/s)
         metrics: dict[str, float] = next((r["val"] for r in reversed(log) if "val" in r), {})
         it = iter(loader)
         restore_term = _term_as_interrupt()
         try:
             while step < cfg["steps"]:
-                image, hole = (t.to(d.device, non_blocking=True) for t in next(it))
+                waited = time.perf_counter()
+                image, hole = (compute.place_batch(t, d.device, cfg.get("channels_last", "auto")) for t in next(it))
+                waited = time.perf_counter() - waited
                 losses = method.train_step(image, hole, ctx, step)
                 for s in schedulers.values():
                     s.step()
@@ -295,12 +300,14 @@ class Trainer:
                 step += 1
                 now = time.perf_counter()
                 images_per_s = 0.9 * images_per_s + 0.1 * (batch * d.world / max(now - last, 1e-9)) if step > 1 else 0.0
+                data_wait = 0.9 * data_wait + 0.1 * (waited / max(now - last, 1e-9)) if step > 1 else 0.0
                 last = now
                 if d.main:
                     bar.update(1)
-                    bar.set_postfix({**{k: f"{v:.3f}" for k, v in losses.items()}, "img/s": f"{images_per_s:.1f}"})
+                    bar.set_postfix({**{k: f"{v:.3f}" for k, v in losses.items()}, "img/s": f"{images_per_s:.1f}",
+                                     "data": f"{data_wait:.0%}"})
                     if step % cfg["log_every"] == 0:
-                        log.append({"step": step, "loss": losses, "images_per_s": images_per_s})
+                        log.append({"step": step, "loss": losses, "images_per_s": images_per_s, "data_wait": data_wait})
                     if step % cfg["val_every"] == 0 or step == cfg["steps"]:
                         metrics, samples = validate(method, ema, val, d.device)
                         log.append({"step": step, "val": metrics})
