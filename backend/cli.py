@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch", type=int, default=None)
     t.add_argument("--out", type=Path, default=None, help="checkpoint name, e.g. models/my-isnet (default: models/<method>-custom)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    t.add_argument("--init-from", type=Path, default=None, metavar="CHECKPOINT",
+                   help="start a new run from a served checkpoint's weights and config (e.g. models/isnet-open."
+                        "safetensors), with fresh optimisers and a learning-rate warm-up: when the run's state is gone")
     t.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"])
     t.add_argument("--half", action="store_true", help="export the served checkpoint in half precision")
     t.add_argument("--debug", action="store_true", help="show the traceback of an error")
@@ -197,7 +200,8 @@ def run_train(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     overrides = {"size": args.size, "steps": args.steps, "batch": args.batch, **_parse_set(args.set)}
     out = args.out or Path("models") / f"{args.method}-custom"
     try:
-        result = train(TrainOptions(args.method, args.data, out, args.recipe, overrides, args.resume, args.device, args.half))
+        result = train(TrainOptions(args.method, args.data, out, args.recipe, overrides, args.resume, args.device, args.half,
+                                    args.init_from))
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the trainer has saved the step it was at
         if os.environ.get("RANK", "0") == "0":
             latest = out.with_name(out.name + ".train") / "latest.json"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -301,3 +302,66 @@ def test_a_users_mistake_is_one_line_and_exit_code_2(photos, tmp_path, capsys):
         assert said in last and last.startswith("error: ") and "Traceback" not in err, err
     with pytest.raises(ValueError, match="no recipe"):
         main(train_cmd(photos, tmp_path / "d", "--recipe", "nope", "--debug"))
+
+
+def exported(stem: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(stem.with_name(stem.name + ".safetensors")))
+
+
+def test_init_from_warm_starts_a_new_run_from_a_served_checkpoint(photos, tmp_path):
+    """A run whose state is gone (another machine) starts again from the shipped weights and their config."""
+    first = tmp_path / "first"
+    assert main(train_cmd(photos, first, "--steps", "20", "--set", "width=8", "--half")) == 0
+    shutil.rmtree(tmp_path / "first.train")
+    # A warm-up this long keeps the one step's learning rate at ~1e-9: the weights are the checkpoint's.
+    again = tmp_path / "again"
+    assert main(train_cmd(photos, again, "--init-from", str(first) + ".safetensors", "--steps", "1",
+                          "--set", "warmup=1000000")) == 0
+    a, b = exported(first), exported(again)
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(b[k].float(), a[k].float(), atol=1e-4, rtol=0)
+    fresh = tmp_path / "fresh"
+    assert main(train_cmd(photos, fresh, "--steps", "1", "--set", "width=8")) == 0
+    assert any((exported(fresh)[k] - a[k].float()).abs().max() > 1e-2 for k in a), "the warm start was not needed"
+    card = json.loads((tmp_path / "again.json").read_text())
+    assert card["config"]["width"] == 8  # the checkpoint's architecture, not the recipe's 16
+    assert card["config"]["init_from"]["step"] == 20 and card["config"]["init_from"]["file"].endswith("first.safetensors")
+
+
+def test_init_from_refuses_what_cannot_warm_start(photos, tmp_path, capsys):
+    ckpt = tmp_path / "ckpt"
+    assert main(train_cmd(photos, ckpt, "--steps", "2")) == 0
+    cases = {
+        "no such checkpoint": train_cmd(photos, tmp_path / "a", "--init-from", str(tmp_path / "nope.safetensors")),
+        "does not fit": train_cmd(photos, tmp_path / "b", "--init-from", str(ckpt), "--set", "width=4"),
+        "pass one": train_cmd(photos, ckpt, "--init-from", str(ckpt), "--resume"),
+    }
+    (tmp_path / "broken.safetensors").write_bytes(b"\x00" * 64)
+    cases["unreadable"] = train_cmd(photos, tmp_path / "c", "--init-from", str(tmp_path / "broken.safetensors"))
+    card = json.loads((tmp_path / "ckpt.json").read_text())
+    (tmp_path / "other.json").write_text(json.dumps({**card, "method": "isnet"}))
+    shutil.copy(tmp_path / "ckpt.safetensors", tmp_path / "other.safetensors")
+    cases["a isnet checkpoint"] = train_cmd(photos, tmp_path / "d", "--init-from", str(tmp_path / "other"))
+    for reason, argv in cases.items():
+        capsys.readouterr()
+        assert main(argv) == 2, reason
+        err = capsys.readouterr().err
+        assert reason in err and err.count("\n") == 1 and "Traceback" not in err, (reason, err)
+
+
+def test_warm_up_scales_each_step_and_composes_with_the_schedule():
+    from backend.training.trainer import warmed_up
+
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=1.0)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+    seen = []
+    for step in range(6):
+        with warmed_up({"g": opt}, step, warmup=4):
+            seen.append(opt.param_groups[0]["lr"])
+            opt.step()
+        sched.step()
+    # planned 1, 1, 0.5, 0.5, 0.25, 0.25 times the warm-up's 1/4, 2/4, 3/4, then 1
+    assert seen == pytest.approx([0.25, 0.5, 0.375, 0.5, 0.25, 0.25])
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.125)  # the schedule alone, untouched by the warm-up

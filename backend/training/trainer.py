@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 
 from backend import __version__, compute
@@ -51,6 +52,7 @@ class TrainOptions:
     resume: bool = False
     device: str = "auto"
     half_export: bool = False
+    init_from: Path | None = None  # a served checkpoint to warm-start a new run from (fresh optimisers)
 
 
 class Distributed:
@@ -201,6 +203,59 @@ def _term_as_interrupt():
     return lambda: signal.signal(signal.SIGTERM, previous)
 
 
+WARM_START_WARMUP = 200  # steps of linear learning-rate warm-up for a run started with --init-from
+
+
+def warm_start_source(path: Path, method_id: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The weights and card of a served checkpoint (NAME.safetensors, or its stem) to start a run from."""
+    weights = path if path.suffix == ".safetensors" else path.with_name(path.name + ".safetensors")
+    if not weights.is_file():
+        raise SystemExit(f"--init-from {path}: no such checkpoint ({weights.name} not found)")
+    card_path = weights.with_suffix(".json")
+    try:
+        card = json.loads(card_path.read_text()) if card_path.is_file() else {}
+        tensors = load_file(str(weights))
+    except Exception as e:  # noqa: BLE001 - OSError, bad JSON, or safetensors' own error for a damaged file
+        raise SystemExit(f"--init-from {path}: unreadable checkpoint ({e})") from None
+    if card.get("method", method_id) != method_id:
+        raise SystemExit(f"--init-from {path}: a {card['method']} checkpoint, not {method_id}")
+    return tensors, card
+
+
+def warm_start(nets: dict[str, torch.nn.Module], tensors: dict[str, torch.Tensor], needed: tuple[str, ...],
+               source: Path) -> None:
+    """Load every network the checkpoint holds (a served one holds the inference networks; the others, such
+    as a discriminator, start fresh). Half-precision weights are widened by the copy into fp32 parameters."""
+    held = {name for name in nets if any(k.startswith(f"{name}.") for k in tensors)}
+    missing = [n for n in needed if n not in held]
+    if missing:
+        raise SystemExit(f"--init-from {source}: holds no weights for {', '.join(missing)}")
+    try:
+        checkpoint.load_networks({n: nets[n] for n in held}, tensors)
+    except RuntimeError as e:  # another architecture (e.g. other blocks or widths): name the first mismatch
+        first = str(e).split("\n")[1].strip() if "\n" in str(e) else str(e)
+        raise SystemExit(f"--init-from {source}: does not fit this method's config: {first}") from None
+
+
+@contextlib.contextmanager
+def warmed_up(optimizers: dict[str, torch.optim.Optimizer], step: int, warmup: int):
+    """Scale every learning rate by (step + 1) / warmup for this step only; the schedulers keep stepping the
+    planned rates, so a warm-up composes with any of them and resumes from the step number alone."""
+    factor = min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
+    if factor == 1.0:
+        yield
+        return
+    groups = [g for o in optimizers.values() for g in o.param_groups]
+    planned = [g["lr"] for g in groups]
+    for g, lr in zip(groups, planned):
+        g["lr"] = lr * factor
+    try:
+        yield
+    finally:
+        for g, lr in zip(groups, planned):
+            g["lr"] = lr
+
+
 class Trainer:
     def __init__(self, opts: TrainOptions):
         self.opts = opts
@@ -213,6 +268,8 @@ class Trainer:
             raise SystemExit(f"{self.folder} already holds a run: pass --resume to continue it, or pick another --out")
         if opts.resume and self.resumed is None:
             raise SystemExit(f"nothing to resume in {self.folder}")
+        if opts.resume and opts.init_from is not None:
+            raise SystemExit("--init-from starts a new run from a checkpoint's weights, --resume continues a run: pass one")
         if self.resumed:
             self.config = dict(self.resumed[3]["config"])
             # A run may be extended (--steps) or changed from here on (--set, e.g. a fine-tuning switch);
@@ -221,6 +278,15 @@ class Trainer:
             self.config.update(changed)
             if changed and self.dist.main:
                 print("resumed with " + ", ".join(f"{k}={v}" for k, v in changed.items()), flush=True)
+        elif opts.init_from is not None:
+            self.init_tensors, card = warm_start_source(Path(opts.init_from), self.cls.id)
+            # The checkpoint's own config (its architecture), then this run's changes; a learning-rate warm-up
+            # lets fresh Adam moments settle before full steps reach the trained weights.
+            base = card.get("config") or self.cls.resolve_config(opts.recipe, {})
+            self.config = {**DEFAULTS, **base, "warmup": WARM_START_WARMUP}
+            self.config.update({k: v for k, v in opts.overrides.items() if v is not None})
+            self.config["init_from"] = {"file": str(opts.init_from), "step": card.get("step"),
+                                        "metrics": card.get("metrics", {})}
         else:
             self.config = {**DEFAULTS, **self.cls.resolve_config(opts.recipe, {})}
             self.config.update({k: v for k, v in opts.overrides.items() if v is not None})
@@ -253,6 +319,8 @@ class Trainer:
                 # (seeded by rank and step), as a fresh run seeds each rank differently.
                 torch.manual_seed(cfg["seed"] + d.rank + 1_000_003 * step)
             log = json.loads(state["log"])
+        elif self.opts.init_from is not None:
+            warm_start(method.nets, self.init_tensors, self.cls.inference_networks, self.opts.init_from)
         method.nets = {k: d.wrap(v) for k, v in method.nets.items()}
         # After the wrap, so every rank's shadows start from the weights DDP broadcast from rank 0.
         ema = EMA(method.nets, self.cls.ema_networks, cfg["ema"]) if cfg.get("ema") else None
@@ -292,7 +360,8 @@ class Trainer:
                 waited = time.perf_counter()
                 image, hole = (compute.place_batch(t, d.device, cfg.get("channels_last", "auto")) for t in next(it))
                 waited = time.perf_counter() - waited
-                losses = method.train_step(image, hole, ctx, step)
+                with warmed_up(optimizers, step, int(cfg.get("warmup", 0))):
+                    losses = method.train_step(image, hole, ctx, step)
                 for s in schedulers.values():
                     s.step()
                 if ema is not None:
