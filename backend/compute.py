@@ -8,12 +8,25 @@ bf16 is the CPU default only where the hardware has it.
 from __future__ import annotations
 
 import contextlib
+import platform
+from pathlib import Path
 from typing import Any
 
 import torch
 
 CPU_BF16_CHOICES = ("auto", "on", "off")
 _serving_cpu_bf16 = "auto"  # `serve --cpu-bf16`
+
+
+def cpu_name() -> str:
+    """The CPU's model name where the OS tells it (Linux), else the architecture: for cards and benchmark tables."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def native_cpu_bf16() -> bool:

@@ -23,9 +23,10 @@ done
 mkdir -p "$out"
 report="$out/gpu_check.md"
 python - "$device" > "$report" <<'EOF'
-import sys, platform, torch
+import sys, torch
+from backend import compute
 d = sys.argv[1]
-name = torch.cuda.get_device_name() if d == "cuda" and torch.cuda.is_available() else platform.processor()
+name = torch.cuda.get_device_name() if d == "cuda" and torch.cuda.is_available() else compute.cpu_name()
 print(f"# GPU check on {d}: {name}, torch {torch.__version__}\n")
 EOF
 

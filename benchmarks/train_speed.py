@@ -13,7 +13,6 @@ columns are skipped unless --emulated-bf16 is given.
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import time
 from pathlib import Path
@@ -99,7 +98,7 @@ def main() -> None:
     native = compute.native_cpu_bf16()
     modes = {k: v for k, v in MODES.items() if native or args.emulated_bf16 or not v[1] or device.type != "cpu"}
     cols = list(MODES) + (["compiled", "compile s"] if args.compile else []) + (["data wait"] if args.data else [])
-    lines = [f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} "
+    lines = [f"{compute.cpu_name()}, torch {torch.__version__}, {torch.get_num_threads()} "
              f"threads, CPU capability {torch.backends.cpu.get_cpu_capability()}, native bf16: {native}", "",
              "| recipe | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for spec in args.recipes.split(","):

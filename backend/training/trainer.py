@@ -9,7 +9,6 @@ import contextlib
 import copy
 import json
 import os
-import platform
 import signal
 import threading
 import time
@@ -421,7 +420,7 @@ class Trainer:
 
     def _meta(self, step: int, metrics: dict[str, float], images_per_s: float) -> dict[str, Any]:
         device = self.dist.device
-        hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{device.type} ({platform.processor() or platform.machine()})"
+        hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{device.type} ({compute.cpu_name()})"
         return {
             "method": self.cls.id, "description": f"{self.cls.description} Trained on {self.opts.data}.",
             "config": self.config, "step": step,
