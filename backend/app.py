@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 import hmac
-import ipaddress
-import logging
-
 import io
+import logging
 
 from flask import Flask, Request, request
 
-from backend.api import errors, inpaint, jobs, models, openapi
+from backend.api import errors, inpaint, jobs, models, openapi, security
 from backend.service import ServerConfig, Service
 
 log = logging.getLogger("backend")
@@ -31,6 +29,7 @@ def create_app(config: ServerConfig | None = None) -> Flask:
     app.json.sort_keys = False
     app.extensions["inpaint"] = Service(config)
     errors.install(app)
+    security.install(app, security.AccessRules(config.host, config.allowed_hosts, config.allowed_origins))
     for module in (models, inpaint, jobs, openapi):
         app.register_blueprint(module.bp)
 
@@ -39,26 +38,22 @@ def create_app(config: ServerConfig | None = None) -> Flask:
 
         @app.before_request
         def _authorize():
+            if request.method == "OPTIONS":  # a browser's CORS preflight carries no credentials and reads nothing
+                return None
             given = request.headers.get("Authorization", "").encode()
             if not hmac.compare_digest(given, expected):
                 return errors.error_response(errors.JobError("unauthorized", "missing or wrong 'Authorization: Bearer <token>'", 401))
     return app
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def serve(config: ServerConfig, host: str = "127.0.0.1", port: int = 7860, threads: int = 16) -> None:
-    """Run under waitress (works on Linux, macOS and Windows); blocks until interrupted."""
+def serve(config: ServerConfig, port: int = 7860, threads: int = 16) -> None:
+    """Run under waitress (works on Linux, macOS and Windows) on config.host; blocks until interrupted."""
     from waitress import serve as waitress_serve
 
-    if not is_loopback(host) and not config.token:
+    host = config.host
+    if config.token is not None and not config.token.strip():
+        raise SystemExit("--token is empty: give a real token (or leave --token out to serve loopback without one)")
+    if not security.is_loopback(host) and not config.token:
         raise SystemExit(f"refusing to listen on {host} without --token: anyone on the network could use this machine")
     app = create_app(config)
     service = app.extensions["inpaint"]

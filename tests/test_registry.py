@@ -70,3 +70,21 @@ def test_corrupt_weights_are_reported_broken(client):
     (folder / "gone.json").write_text(json.dumps({"method": "tiny", "config": {}}))
     entry = next(m for m in c.get("/api/v1/models").json["models"] if m["id"] == "gone")
     assert entry["status"] == "broken" and "missing" in entry["reason"]
+
+
+def test_models_hides_local_paths_from_clients_off_loopback(client):
+    c, folder = client
+    write_checkpoint(folder, "mine", [1.0, 0.0, 0.0])
+    card = json.loads((folder / "mine.json").read_text())
+    card.update(description="Tiny. Trained on /home/ann/photos.",
+                training={"data": {"root": "/home/ann/photos", "val_files": ["val/a.jpg"]}})
+    card["config"]["features_path"] = "C:\\Users\\ann\\vgg.h5"
+    (folder / "mine.json").write_text(json.dumps(card))
+    local = next(m for m in c.get("/api/v1/models").json["models"] if m["id"] == "mine")
+    assert local["training"]["data"]["root"] == "/home/ann/photos"  # the user's own machine
+    remote = c.get("/api/v1/models", environ_base={"REMOTE_ADDR": "192.0.2.7"}).json
+    assert "ann" not in json.dumps(remote)
+    entry = next(m for m in remote["models"] if m["id"] == "mine")
+    assert entry["status"] == "ready" and entry["description"] == "Tiny. Trained on photos."
+    assert entry["training"]["data"] == {"root": "photos", "val_files": ["val/a.jpg"]}
+    assert entry["config"]["features_path"] == "vgg.h5"
