@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hmac
 import io
+import json
 import logging
 
 from flask import Flask, Request, request
@@ -46,9 +47,39 @@ def create_app(config: ServerConfig | None = None) -> Flask:
     return app
 
 
+def _waitress_errors_in_json(server) -> None:
+    """Make waitress answer what it refuses itself (malformed HTTP, oversized headers) in the API's JSON.
+
+    waitress has no setting for it; its servers name the channel class, and the channel the task that writes
+    those answers.
+    """
+    from waitress.channel import HTTPChannel
+    from waitress.server import BaseWSGIServer
+    from waitress.task import ErrorTask
+
+    class JsonErrorTask(ErrorTask):
+        def execute(self):
+            e = self.request.error
+            code = {400: "bad_request", 413: "upload_too_large", 431: "headers_too_large"}.get(e.code, "http_error")
+            body = json.dumps({"error": code, "detail": str(e.body) or e.reason}).encode()
+            self.status = f"{e.code} {e.reason}"
+            self.response_headers.append(("Content-Type", "application/json"))
+            self.set_close_on_finish()
+            self.content_length = len(body)
+            self.write(body)
+
+    class JsonErrorChannel(HTTPChannel):
+        error_task_class = JsonErrorTask
+
+    listeners = getattr(server, "map", {}).values() if not isinstance(server, BaseWSGIServer) else [server]
+    for listener in listeners:  # one per address (a MultiSocketServer for a name with both IPv4 and IPv6)
+        if isinstance(listener, BaseWSGIServer):
+            listener.channel_class = JsonErrorChannel
+
+
 def serve(config: ServerConfig, port: int = 7860, threads: int = 16) -> None:
     """Run under waitress (works on Linux, macOS and Windows) on config.host; blocks until interrupted."""
-    from waitress import serve as waitress_serve
+    from waitress.server import create_server
 
     host = config.host
     if config.token is not None and not config.token.strip():
@@ -59,5 +90,8 @@ def serve(config: ServerConfig, port: int = 7860, threads: int = 16) -> None:
     service = app.extensions["inpaint"]
     print(f"inpaint-backend on http://{host}:{port}  device={service.device}  default model={service.registry.default}", flush=True)
     # The upload limit is enforced by Flask; waitress's own limit is raised so it does not cut requests first.
-    waitress_serve(app, host=host, port=port, threads=threads, max_request_body_size=config.max_upload_mb * 2**20 + 2**20,
-                   ident="inpaint-backend", channel_timeout=300)
+    server = create_server(app, host=host, port=port, threads=threads, ident="inpaint-backend", channel_timeout=300,
+                           max_request_body_size=config.max_upload_mb * 2**20 + 2**20)
+    _waitress_errors_in_json(server)
+    logging.basicConfig()  # as waitress.serve does: its warnings and ours reach stderr
+    server.run()

@@ -318,3 +318,96 @@ def test_huge_photo_with_three_separate_selections(server):
     for x, y, w, h in ((200, 300, 400, 300), (3000, 1800, 300, 500), (5500, 3600, 400, 300)):
         region = out[y:y + h, x:x + w].astype(int)
         assert np.abs(region - img[y:y + h, x:x + w]).mean() < 25  # continues the grass-like pattern, no black hole
+
+
+def _fill_json(**fields) -> dict:
+    return {"image": base64.b64encode(png(photo_like(32, 32))).decode(),
+            "mask": base64.b64encode(png(rect_mask(32, 32, (8, 8, 8, 8)))).decode(), "model": "diffusion", **fields}
+
+
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+@pytest.mark.parametrize("case", ["body", "options_in_json", "options_in_form", "options_past_the_limit_only"])
+def test_deeply_nested_json_is_a_400(server, case):
+    if case == "body":
+        r = requests.post(server.url + "/api/v1/inpaint", data=DEEP, headers={"Content-Type": "application/json"}, timeout=30)
+    elif case == "options_in_json":
+        body = json.dumps(_fill_json(options=None)).replace('"options": null', '"options": ' + DEEP)
+        r = requests.post(server.url + "/api/v1/jobs", data=body, headers={"Content-Type": "application/json"}, timeout=30)
+    elif case == "options_in_form":
+        r = server.post_fill(photo_like(32, 32), rect_mask(32, 32, (8, 8, 8, 8)), path="/api/v1/jobs", options=DEEP)
+    else:  # the parser copes with 500 levels; what walks the value after it need not
+        r = server.post_fill(photo_like(32, 32), rect_mask(32, 32, (8, 8, 8, 8)), options='{"sweeps": ' + "[" * 500 + "]" * 500 + "}")
+    assert r.status_code == 400, r.text
+    assert "nested deeper" in r.json()["detail"]
+
+
+def test_multipart_part_without_a_name_is_a_400(server):
+    boundary = "b0undary"
+    parts = [(b'name="image"; filename="i.png"', png(photo_like(32, 32))),
+             (b'name="mask"; filename="m.png"', png(rect_mask(32, 32, (8, 8, 8, 8)))), (b"", b"hello")]
+    body = b"".join(b"--" + boundary.encode() + b"\r\nContent-Disposition: form-data; " + head + b"\r\n\r\n" + data + b"\r\n"
+                    for head, data in parts) + b"--" + boundary.encode() + b"--\r\n"
+    r = requests.post(server.url + "/api/v1/inpaint", data=body, timeout=30,
+                      headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert r.status_code == 400 and r.json()["error"] == "bad_request" and "no name" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("numeral", ["1_000", "\u0661", "\u0663\u0662", " 5", "5 ", "0x10", "1e1", "", "++1"])
+def test_odd_numerals_are_refused_for_integers(server, numeral):
+    img, mask = photo_like(32, 32), rect_mask(32, 32, (8, 8, 8, 8))
+    if numeral:  # an empty field means "the default"
+        r = server.post_fill(img, mask, model="diffusion", grow=numeral)
+        assert r.status_code == 400 and "'grow' must be an integer" in r.json()["detail"], r.text
+    r = server.post_fill(img, mask, model="diffusion", options=json.dumps({"sweeps": numeral}))
+    assert r.status_code == 400 and "option 'sweeps' must be int" in r.json()["detail"], r.text
+    r = server.post_fill(img, mask, model="diffusion", grow="-2", seed="+7", options=json.dumps({"sweeps": "3"}))
+    assert r.status_code == 200 and r.headers["X-Seed"] == "7"  # plain numerals still are numbers
+
+
+@pytest.mark.parametrize("model", [0, False, [], {}, 5, ["diffusion"]])
+def test_model_id_must_be_a_string(server, model):
+    r = requests.post(server.url + "/api/v1/inpaint", json=_fill_json(model=model), timeout=30)
+    assert r.status_code == 400 and "'model' must be a string" in r.json()["detail"], r.text
+
+
+def test_job_options_are_checked_at_submit(server):
+    img, mask = photo_like(32, 32), rect_mask(32, 32, (8, 8, 8, 8))
+    r = server.post_fill(img, mask, path="/api/v1/jobs", model="patchmatch", options=json.dumps({"patch_size": 8}))
+    assert r.status_code == 400 and "must be odd" in r.json()["detail"], r.text
+    listed = next(m for m in requests.get(server.url + "/api/v1/models", timeout=10).json()["models"] if m["id"] == "patchmatch")
+    assert listed["params"]["patch_size"]["odd"] is True
+
+
+def test_too_many_form_parts_cite_the_part_limit(server):
+    files = {"image": ("i.png", png(photo_like(32, 32))), "mask": ("m.png", png(rect_mask(32, 32, (8, 8, 8, 8))))}
+    r = requests.post(server.url + "/api/v1/inpaint", files=files, data=[(f"f{i}", "x") for i in range(1500)], timeout=30)
+    assert r.status_code == 413, r.text
+    assert "1000 parts" in r.json()["detail"] and "MiB" not in r.json()["detail"]
+
+
+def _raw(server, request: bytes) -> tuple[str, dict, bytes]:
+    import socket
+
+    host, port = server.url.rsplit("/", 1)[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(request)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status, *lines = head.decode("latin-1").split("\r\n")
+    return status, {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}, body
+
+
+@pytest.mark.parametrize("header, status, code", [
+    (b"Content-Length: abc", "400", "bad_request"),
+    (b"Content-Length: 1000000000000", "413", "upload_too_large"),  # past waitress' own body limit, refused unread
+    (b"Transfer-Encoding: gzip", "501", "http_error"),
+], ids=["bad_length", "huge_length", "unknown_encoding"])
+def test_waitress_refusals_are_json(server, header, status, code):
+    line, headers, body = _raw(server, b"POST /api/v1/inpaint HTTP/1.1\r\nHost: 127.0.0.1\r\n" + header + b"\r\n\r\n")
+    assert line.split()[1] == status, line
+    assert headers["content-type"] == "application/json"
+    assert json.loads(body)["error"] == code and json.loads(body)["detail"]

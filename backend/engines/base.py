@@ -90,6 +90,7 @@ class Param:
     minimum: float | None = None
     maximum: float | None = None
     choices: tuple[str, ...] | None = None
+    odd: bool = False  # an int that must be odd (a patch with a centre pixel)
 
     def parse(self, name: str, value: Any) -> Any:
         try:
@@ -104,6 +105,8 @@ class Param:
             raise OptionError(f"option '{name}' must be >= {self.minimum}, got {v}")
         if self.maximum is not None and v > self.maximum:
             raise OptionError(f"option '{name}' must be <= {self.maximum}, got {v}")
+        if self.odd and v % 2 == 0:
+            raise OptionError(f"option '{name}' must be odd, got {v}")
         return v
 
     def as_dict(self) -> dict[str, Any]:
@@ -111,6 +114,8 @@ class Param:
         for key in ("minimum", "maximum", "choices"):
             if getattr(self, key) is not None:
                 d[key] = getattr(self, key)
+        if self.odd:
+            d["odd"] = True
         return d
 
 
