@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 import struct
 import time
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 import requests
 from conftest import decode, photo_like, png, rect_mask, start_server, stop_server
+from PIL import Image
 
 from backend.api.openapi import DOCUMENT
 from backend.app import create_app
@@ -152,6 +154,9 @@ def _png_header_only(w: int, h: int) -> bytes:
     ("bad_option", 400, "bad_field"),
     ("unknown_field", 400, "bad_field"),
     ("missing_mask", 400, "missing_field"),
+    ("empty_image", 400, "bad_image"),
+    ("cmyk_image", 400, "unsupported_colour"),
+    ("lab_tiff_image", 400, "unsupported_colour"),
 ])
 def test_bad_input_gets_clear_4xx_and_server_survives(server, case, status, code):
     img, mask = photo_like(64, 64), rect_mask(64, 64, (10, 10, 10, 10))
@@ -160,6 +165,8 @@ def test_bad_input_gets_clear_4xx_and_server_survives(server, case, status, code
         mask = rect_mask(64, 65, (10, 10, 10, 10))
     elif case == "corrupt_png":
         img = png(img)[:200]
+    elif case == "empty_image":
+        img = b""
     elif case == "not_an_image":
         img = b"GIF89a? no: just some text pretending to be an image"
     elif case == "empty_mask":
@@ -178,6 +185,10 @@ def test_bad_input_gets_clear_4xx_and_server_survives(server, case, status, code
         fields["options"] = json.dumps({"sweeps": 10_000})
     elif case == "unknown_field":
         fields["strength"] = "0.5"
+    elif case in ("cmyk_image", "lab_tiff_image"):
+        buf = io.BytesIO()
+        Image.fromarray(img).convert("CMYK" if case == "cmyk_image" else "LAB").save(buf, "JPEG" if case == "cmyk_image" else "TIFF")
+        img = buf.getvalue()
     if case == "missing_mask":
         r = requests.post(server.url + "/api/v1/inpaint", files={"image": ("i.png", png(img))}, timeout=30)
     else:
@@ -411,3 +422,18 @@ def test_waitress_refusals_are_json(server, header, status, code):
     assert line.split()[1] == status, line
     assert headers["content-type"] == "application/json"
     assert json.loads(body)["error"] == code and json.loads(body)["detail"]
+
+
+def test_exif_orientation_is_applied_to_image_and_mask(server):
+    stored = photo_like(30, 40)  # the camera's pixels, shown turned a quarter clockwise (orientation 6)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    Image.fromarray(stored).save(buf, "JPEG", quality=100, subsampling=0, exif=exif.tobytes())
+    displayed = np.rot90(stored, -1)
+    mask = rect_mask(40, 30, (5, 25, 10, 8))  # drawn on the photo as a viewer shows it: 30 wide, 40 tall
+    r = server.post_fill(buf.getvalue(), mask, output="image", model="diffusion")
+    assert r.status_code == 200, r.text
+    out = decode(r.content)
+    assert out.shape == (40, 30, 3) and r.headers["X-Region"] == "5,25,10,8"
+    assert np.abs(out[mask == 0].astype(int) - displayed[mask == 0]).mean() < 3
