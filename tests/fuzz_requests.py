@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import base64
 import json
-import struct
-import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import requests
+from conftest import png_header_only
 from hypothesis import strategies as st
 
 from backend.api.openapi import DOCUMENT
@@ -24,13 +23,6 @@ FILL_FIELDS = DOCUMENT["paths"]["/api/v1/inpaint"]["post"]["requestBody"]["conte
 OPTIONS = {cls.id: {k: p.as_dict() for k, p in cls.params.items()} for cls in ENGINES}
 
 
-def _png_header(w: int, h: int) -> bytes:
-    """A PNG that claims w x h but holds no pixels."""
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) + chunk(b"IEND", b"")
-
-
 def _box(h: int, w: int, value: int = 255) -> bytes:
     m = np.zeros((h, w), np.uint8)
     m[h // 4: h // 2, w // 4: w // 2] = value
@@ -38,7 +30,7 @@ def _box(h: int, w: int, value: int = 255) -> bytes:
 
 
 _IMAGE = encode_png(np.random.default_rng(0).integers(0, 255, (16, 16, 3), dtype=np.uint8))
-IMAGES = [_IMAGE, _IMAGE[:60], b"", b"GIF89a not really", _png_header(40000, 40000), _png_header(0, 5),
+IMAGES = [_IMAGE, _IMAGE[:60], b"", b"GIF89a not really", png_header_only(40000, 40000), png_header_only(0, 5),
           encode_png(np.zeros((16, 16, 4), np.uint16)), encode_png(np.zeros((1, 1), np.uint8))]
 MASKS = [_box(16, 16), _box(16, 16, 128), encode_png(np.zeros((16, 16), np.uint8)),
          encode_png(np.full((16, 16), 255, np.uint8)), _box(8, 16), b"\x89PNG\r\n", _IMAGE]

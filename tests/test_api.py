@@ -4,15 +4,13 @@ from __future__ import annotations
 import base64
 import io
 import json
-import struct
 import time
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 import requests
-from conftest import decode, photo_like, png, rect_mask, start_server, stop_server
+from conftest import decode, photo_like, png, png_header_only, rect_mask, start_server, stop_server
 from PIL import Image
 
 from backend.api.openapi import DOCUMENT
@@ -134,13 +132,6 @@ def test_json_body_and_json_answer(server):
     assert np.array_equal(out[mask == 0], img[mask == 0])
 
 
-def _png_header_only(w: int, h: int) -> bytes:
-    """A PNG that claims w x h but carries no pixels: size checks must not need to decode."""
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) + chunk(b"IEND", b"")
-
-
 @pytest.mark.parametrize("case, status, code", [
     ("size_mismatch", 400, "size_mismatch"),
     ("corrupt_png", 400, "bad_image"),
@@ -174,7 +165,7 @@ def test_bad_input_gets_clear_4xx_and_server_survives(server, case, status, code
     elif case == "full_mask":
         mask = np.full((64, 64), 255, np.uint8)
     elif case == "huge_image":
-        img = _png_header_only(30000, 30000)
+        img = png_header_only(30000, 30000)
     elif case == "unknown_model":
         fields["model"] = "no-such-model"
     elif case == "bad_grow":
