@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import hmac
-import ipaddress
-import logging
-
 import io
+import json
+import logging
 
 from flask import Flask, Request, request
 
-from backend.api import errors, inpaint, jobs, models, openapi
+from backend.api import errors, inpaint, jobs, models, openapi, security
 from backend.service import ServerConfig, Service
 
 log = logging.getLogger("backend")
@@ -31,6 +30,7 @@ def create_app(config: ServerConfig | None = None) -> Flask:
     app.json.sort_keys = False
     app.extensions["inpaint"] = Service(config)
     errors.install(app)
+    security.install(app, security.AccessRules(config.host, config.allowed_hosts, config.allowed_origins))
     for module in (models, inpaint, jobs, openapi):
         app.register_blueprint(module.bp)
 
@@ -39,30 +39,59 @@ def create_app(config: ServerConfig | None = None) -> Flask:
 
         @app.before_request
         def _authorize():
+            if request.method == "OPTIONS":  # a browser's CORS preflight carries no credentials and reads nothing
+                return None
             given = request.headers.get("Authorization", "").encode()
             if not hmac.compare_digest(given, expected):
                 return errors.error_response(errors.JobError("unauthorized", "missing or wrong 'Authorization: Bearer <token>'", 401))
     return app
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def _waitress_errors_in_json(server) -> None:
+    """Make waitress answer what it refuses itself (malformed HTTP, oversized headers) in the API's JSON.
+
+    waitress has no setting for it; its servers name the channel class, and the channel the task that writes
+    those answers.
+    """
+    from waitress.channel import HTTPChannel
+    from waitress.server import BaseWSGIServer
+    from waitress.task import ErrorTask
+
+    class JsonErrorTask(ErrorTask):
+        def execute(self):
+            e = self.request.error
+            code = {400: "bad_request", 413: "upload_too_large", 431: "headers_too_large"}.get(e.code, "http_error")
+            body = json.dumps({"error": code, "detail": str(e.body) or e.reason}).encode()
+            self.status = f"{e.code} {e.reason}"
+            self.response_headers.append(("Content-Type", "application/json"))
+            self.set_close_on_finish()
+            self.content_length = len(body)
+            self.write(body)
+
+    class JsonErrorChannel(HTTPChannel):
+        error_task_class = JsonErrorTask
+
+    listeners = getattr(server, "map", {}).values() if not isinstance(server, BaseWSGIServer) else [server]
+    for listener in listeners:  # one per address (a MultiSocketServer for a name with both IPv4 and IPv6)
+        if isinstance(listener, BaseWSGIServer):
+            listener.channel_class = JsonErrorChannel
 
 
-def serve(config: ServerConfig, host: str = "127.0.0.1", port: int = 7860, threads: int = 16) -> None:
-    """Run under waitress (works on Linux, macOS and Windows); blocks until interrupted."""
-    from waitress import serve as waitress_serve
+def serve(config: ServerConfig, port: int = 7860, threads: int = 16) -> None:
+    """Run under waitress (works on Linux, macOS and Windows) on config.host; blocks until interrupted."""
+    from waitress.server import create_server
 
-    if not is_loopback(host) and not config.token:
+    host = config.host
+    if config.token is not None and not config.token.strip():
+        raise SystemExit("--token is empty: give a real token (or leave --token out to serve loopback without one)")
+    if not security.is_loopback(host) and not config.token:
         raise SystemExit(f"refusing to listen on {host} without --token: anyone on the network could use this machine")
     app = create_app(config)
     service = app.extensions["inpaint"]
     print(f"inpaint-backend on http://{host}:{port}  device={service.device}  default model={service.registry.default}", flush=True)
     # The upload limit is enforced by Flask; waitress's own limit is raised so it does not cut requests first.
-    waitress_serve(app, host=host, port=port, threads=threads, max_request_body_size=config.max_upload_mb * 2**20 + 2**20,
-                   ident="inpaint-backend", channel_timeout=300)
+    server = create_server(app, host=host, port=port, threads=threads, ident="inpaint-backend", channel_timeout=300,
+                           max_request_body_size=config.max_upload_mb * 2**20 + 2**20)
+    _waitress_errors_in_json(server)
+    logging.basicConfig()  # as waitress.serve does: its warnings and ours reach stderr
+    server.run()

@@ -37,6 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cpu_bf16(s)
     s.add_argument("--models-dir", default="models", help="folder of checkpoints (default: ./models)")
     s.add_argument("--token", default=None, help="require 'Authorization: Bearer TOKEN' (needed off loopback)")
+    s.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                   help="another name clients may reach the server by (Host header), e.g. the machine's DNS name; "
+                        "loopback names and --host are always allowed (repeatable)")
+    s.add_argument("--allowed-origin", action="append", default=[], metavar="ORIGIN",
+                   help="a web page origin allowed to call the API, e.g. http://localhost:3000 (repeatable; "
+                        "default: none, requests carrying any Origin are refused)")
     s.add_argument("--max-pixels", type=float, default=100e6, help="largest image accepted, in pixels")
     s.add_argument("--max-upload-mb", type=int, default=512)
 
@@ -337,9 +343,10 @@ def main(argv: list[str] | None = None) -> int:
         from backend.service import ServerConfig
 
         config = ServerConfig(models_dir=Path(args.models_dir), device=args.device, token=args.token,
-                              max_pixels=int(args.max_pixels), max_upload_mb=args.max_upload_mb)
+                              max_pixels=int(args.max_pixels), max_upload_mb=args.max_upload_mb, host=args.host,
+                              allowed_hosts=tuple(args.allowed_host), allowed_origins=tuple(args.allowed_origin))
         try:
-            serve(config, host=args.host, port=args.port)
+            serve(config, port=args.port)
         except ValueError as e:  # e.g. --device cuda without a GPU
             print(f"error: {e}", file=sys.stderr)
             return 2

@@ -15,6 +15,10 @@ import numpy as np
 from PIL import Image
 
 FORMATS = {"PNG", "JPEG", "WEBP", "TIFF", "MPO"}  # MPO: multi-picture JPEG some cameras write
+# Pillow's modes whose samples OpenCV decodes as grey or RGB(A); YCbCr TIFFs it converts to RGB itself.
+# Others (CMYK, CIELAB, HSV) would come out as channels read as RGB(A): wrong colours.
+MODES = {"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "YCbCr", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+ORIENTATION = 0x0112  # the EXIF tag saying how the stored pixels are turned for display
 
 
 class ImageError(ValueError):
@@ -39,28 +43,52 @@ def b64decode(text: str, what: str) -> bytes:
         raise ImageError("bad_image", f"'{what}' is not valid base64: {e}") from None
 
 
-def probe(data: bytes, what: str, max_pixels: int) -> tuple[int, int]:
-    """Check format and size from the header only, before spending memory on decoding."""
+def _orientation(im: Image.Image) -> int:
+    """The EXIF orientation OpenCV leaves to us: 1 (as stored) to 8. Its TIFF decoder applies the tag itself."""
+    if im.format == "TIFF":
+        return 1
+    try:
+        value = im.getexif().get(ORIENTATION, 1)
+    except Exception:  # noqa: BLE001 - unreadable EXIF: show the pixels as stored, as viewers do
+        return 1
+    return value if value in range(1, 9) else 1
+
+
+def probe(data: bytes, what: str, max_pixels: int) -> tuple[int, int, int]:
+    """Check format, colour space and size from the header only, before spending memory on decoding.
+    Returns (width, height, EXIF orientation to apply after decoding)."""
     if not data:
         raise ImageError("bad_image", f"'{what}' is empty")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as im:
-                fmt, (w, h) = im.format, im.size
+                fmt, mode, (w, h), orientation = im.format, im.mode, im.size, _orientation(im)
     except Image.DecompressionBombError:
         raise ImageError("image_too_large", f"'{what}' exceeds the decoder's safety limit", 413) from None
     except Exception:
         raise ImageError("bad_image", f"'{what}' is not a PNG, JPEG, WebP or TIFF image") from None
     if fmt not in FORMATS:
         raise ImageError("bad_image", f"'{what}' is {fmt}; use PNG, JPEG, WebP or TIFF")
+    if mode not in MODES:
+        space = {"LAB": "CIELAB"}.get(mode, mode)
+        raise ImageError("unsupported_colour", f"'{what}' is in {space} colour; send it as RGB(A) or grey "
+                                               "(convert it in your editor first)")
     if w * h > max_pixels:
         raise ImageError(
             "image_too_large", f"'{what}' is {w}x{h} = {w * h / 1e6:.1f} MP; the limit is {max_pixels / 1e6:.1f} MP", 413
         )
     if w < 1 or h < 1:
         raise ImageError("bad_image", f"'{what}' has no pixels")
-    return w, h
+    return w, h, orientation
+
+
+def orient(arr: np.ndarray, orientation: int) -> np.ndarray:
+    """Pixels as stored -> as displayed, for an EXIF orientation (what Pillow's exif_transpose does)."""
+    turns = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+             5: lambda a: a.swapaxes(0, 1), 6: lambda a: np.rot90(a, -1), 7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
+             8: lambda a: np.rot90(a, 1)}
+    return turns[orientation](arr) if orientation in turns else arr
 
 
 def _decode(data: bytes, what: str) -> np.ndarray:
@@ -76,9 +104,9 @@ def _decode(data: bytes, what: str) -> np.ndarray:
 
 
 def decode_image(data: bytes, max_pixels: int, what: str = "image") -> np.ndarray:
-    """Bytes -> HxWx3 (RGB) or HxWx4 (RGBA) array, uint8 or uint16."""
-    probe(data, what, max_pixels)
-    arr = _decode(data, what)
+    """Bytes -> HxWx3 (RGB) or HxWx4 (RGBA) array, uint8 or uint16, turned as displayed (EXIF orientation)."""
+    orientation = probe(data, what, max_pixels)[2]  # before decoding: the size is checked from the header
+    arr = orient(_decode(data, what), orientation)
     if arr.ndim == 2:
         return np.repeat(arr[:, :, None], 3, axis=2)
     if arr.shape[2] == 1:
@@ -93,9 +121,10 @@ def decode_image(data: bytes, max_pixels: int, what: str = "image") -> np.ndarra
 
 
 def decode_mask(data: bytes, max_pixels: int, what: str = "mask") -> np.ndarray:
-    """Bytes -> HxW float32 in [0, 1]; 1 = fill. Grey is used as is; with an alpha channel, the alpha."""
-    probe(data, what, max_pixels)
-    arr = _decode(data, what)
+    """Bytes -> HxW float32 in [0, 1]; 1 = fill. Grey is used as is; with an alpha channel, the alpha.
+    Turned as displayed, like the image: a mask drawn on the displayed photo fits it."""
+    orientation = probe(data, what, max_pixels)[2]  # before decoding: the size is checked from the header
+    arr = orient(_decode(data, what), orientation)
     scale = 65535.0 if arr.dtype == np.uint16 else 255.0
     if arr.ndim == 3:
         if arr.shape[2] in (2, 4):

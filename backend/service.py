@@ -21,6 +21,9 @@ class ServerConfig:
     token: str | None = None
     max_pixels: int = 100_000_000  # 100 MP: a 12000x8000 scan still fits
     max_upload_mb: int = 512
+    host: str = "127.0.0.1"  # the address served on; also a name clients may use in Host
+    allowed_hosts: tuple[str, ...] = ()  # more names clients may use in Host (e.g. the machine's DNS name)
+    allowed_origins: tuple[str, ...] = ()  # web origins allowed to call the API (CORS); none by default
 
 
 def pick_device(name: str = "auto") -> torch.device:

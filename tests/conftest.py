@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import os
 import socket
+import struct
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import cv2
@@ -27,6 +29,13 @@ def free_port() -> int:
 
 def png(arr: np.ndarray) -> bytes:
     return encode_png(arr)
+
+
+def png_header_only(w: int, h: int) -> bytes:
+    """A PNG that claims w x h but carries no pixels: size checks must not need to decode."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) + chunk(b"IEND", b"")
 
 
 def decode(data: bytes) -> np.ndarray:

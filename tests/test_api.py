@@ -2,16 +2,16 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
-import struct
 import time
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 import requests
-from conftest import decode, photo_like, png, rect_mask, start_server, stop_server
+from conftest import decode, photo_like, png, png_header_only, rect_mask, start_server, stop_server
+from PIL import Image
 
 from backend.api.openapi import DOCUMENT
 from backend.app import create_app
@@ -132,13 +132,6 @@ def test_json_body_and_json_answer(server):
     assert np.array_equal(out[mask == 0], img[mask == 0])
 
 
-def _png_header_only(w: int, h: int) -> bytes:
-    """A PNG that claims w x h but carries no pixels: size checks must not need to decode."""
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) + chunk(b"IEND", b"")
-
-
 @pytest.mark.parametrize("case, status, code", [
     ("size_mismatch", 400, "size_mismatch"),
     ("corrupt_png", 400, "bad_image"),
@@ -152,6 +145,9 @@ def _png_header_only(w: int, h: int) -> bytes:
     ("bad_option", 400, "bad_field"),
     ("unknown_field", 400, "bad_field"),
     ("missing_mask", 400, "missing_field"),
+    ("empty_image", 400, "bad_image"),
+    ("cmyk_image", 400, "unsupported_colour"),
+    ("lab_tiff_image", 400, "unsupported_colour"),
 ])
 def test_bad_input_gets_clear_4xx_and_server_survives(server, case, status, code):
     img, mask = photo_like(64, 64), rect_mask(64, 64, (10, 10, 10, 10))
@@ -160,6 +156,8 @@ def test_bad_input_gets_clear_4xx_and_server_survives(server, case, status, code
         mask = rect_mask(64, 65, (10, 10, 10, 10))
     elif case == "corrupt_png":
         img = png(img)[:200]
+    elif case == "empty_image":
+        img = b""
     elif case == "not_an_image":
         img = b"GIF89a? no: just some text pretending to be an image"
     elif case == "empty_mask":
@@ -167,7 +165,7 @@ def test_bad_input_gets_clear_4xx_and_server_survives(server, case, status, code
     elif case == "full_mask":
         mask = np.full((64, 64), 255, np.uint8)
     elif case == "huge_image":
-        img = _png_header_only(30000, 30000)
+        img = png_header_only(30000, 30000)
     elif case == "unknown_model":
         fields["model"] = "no-such-model"
     elif case == "bad_grow":
@@ -178,6 +176,10 @@ def test_bad_input_gets_clear_4xx_and_server_survives(server, case, status, code
         fields["options"] = json.dumps({"sweeps": 10_000})
     elif case == "unknown_field":
         fields["strength"] = "0.5"
+    elif case in ("cmyk_image", "lab_tiff_image"):
+        buf = io.BytesIO()
+        Image.fromarray(img).convert("CMYK" if case == "cmyk_image" else "LAB").save(buf, "JPEG" if case == "cmyk_image" else "TIFF")
+        img = buf.getvalue()
     if case == "missing_mask":
         r = requests.post(server.url + "/api/v1/inpaint", files={"image": ("i.png", png(img))}, timeout=30)
     else:
@@ -318,3 +320,111 @@ def test_huge_photo_with_three_separate_selections(server):
     for x, y, w, h in ((200, 300, 400, 300), (3000, 1800, 300, 500), (5500, 3600, 400, 300)):
         region = out[y:y + h, x:x + w].astype(int)
         assert np.abs(region - img[y:y + h, x:x + w]).mean() < 25  # continues the grass-like pattern, no black hole
+
+
+def _fill_json(**fields) -> dict:
+    return {"image": base64.b64encode(png(photo_like(32, 32))).decode(),
+            "mask": base64.b64encode(png(rect_mask(32, 32, (8, 8, 8, 8)))).decode(), "model": "diffusion", **fields}
+
+
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+@pytest.mark.parametrize("case", ["body", "options_in_json", "options_in_form", "options_past_the_limit_only"])
+def test_deeply_nested_json_is_a_400(server, case):
+    if case == "body":
+        r = requests.post(server.url + "/api/v1/inpaint", data=DEEP, headers={"Content-Type": "application/json"}, timeout=30)
+    elif case == "options_in_json":
+        body = json.dumps(_fill_json(options=None)).replace('"options": null', '"options": ' + DEEP)
+        r = requests.post(server.url + "/api/v1/jobs", data=body, headers={"Content-Type": "application/json"}, timeout=30)
+    elif case == "options_in_form":
+        r = server.post_fill(photo_like(32, 32), rect_mask(32, 32, (8, 8, 8, 8)), path="/api/v1/jobs", options=DEEP)
+    else:  # the parser copes with 500 levels; what walks the value after it need not
+        r = server.post_fill(photo_like(32, 32), rect_mask(32, 32, (8, 8, 8, 8)), options='{"sweeps": ' + "[" * 500 + "]" * 500 + "}")
+    assert r.status_code == 400, r.text
+    assert "nested deeper" in r.json()["detail"]
+
+
+def test_multipart_part_without_a_name_is_a_400(server):
+    boundary = "b0undary"
+    parts = [(b'name="image"; filename="i.png"', png(photo_like(32, 32))),
+             (b'name="mask"; filename="m.png"', png(rect_mask(32, 32, (8, 8, 8, 8)))), (b"", b"hello")]
+    body = b"".join(b"--" + boundary.encode() + b"\r\nContent-Disposition: form-data; " + head + b"\r\n\r\n" + data + b"\r\n"
+                    for head, data in parts) + b"--" + boundary.encode() + b"--\r\n"
+    r = requests.post(server.url + "/api/v1/inpaint", data=body, timeout=30,
+                      headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert r.status_code == 400 and r.json()["error"] == "bad_request" and "no name" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("numeral", ["1_000", "\u0661", "\u0663\u0662", " 5", "5 ", "0x10", "1e1", "", "++1"])
+def test_odd_numerals_are_refused_for_integers(server, numeral):
+    img, mask = photo_like(32, 32), rect_mask(32, 32, (8, 8, 8, 8))
+    if numeral:  # an empty field means "the default"
+        r = server.post_fill(img, mask, model="diffusion", grow=numeral)
+        assert r.status_code == 400 and "'grow' must be an integer" in r.json()["detail"], r.text
+    r = server.post_fill(img, mask, model="diffusion", options=json.dumps({"sweeps": numeral}))
+    assert r.status_code == 400 and "option 'sweeps' must be int" in r.json()["detail"], r.text
+    r = server.post_fill(img, mask, model="diffusion", grow="-2", seed="+7", options=json.dumps({"sweeps": "3"}))
+    assert r.status_code == 200 and r.headers["X-Seed"] == "7"  # plain numerals still are numbers
+
+
+@pytest.mark.parametrize("model", [0, False, [], {}, 5, ["diffusion"]])
+def test_model_id_must_be_a_string(server, model):
+    r = requests.post(server.url + "/api/v1/inpaint", json=_fill_json(model=model), timeout=30)
+    assert r.status_code == 400 and "'model' must be a string" in r.json()["detail"], r.text
+
+
+def test_job_options_are_checked_at_submit(server):
+    img, mask = photo_like(32, 32), rect_mask(32, 32, (8, 8, 8, 8))
+    r = server.post_fill(img, mask, path="/api/v1/jobs", model="patchmatch", options=json.dumps({"patch_size": 8}))
+    assert r.status_code == 400 and "must be odd" in r.json()["detail"], r.text
+    listed = next(m for m in requests.get(server.url + "/api/v1/models", timeout=10).json()["models"] if m["id"] == "patchmatch")
+    assert listed["params"]["patch_size"]["odd"] is True
+
+
+def test_too_many_form_parts_cite_the_part_limit(server):
+    files = {"image": ("i.png", png(photo_like(32, 32))), "mask": ("m.png", png(rect_mask(32, 32, (8, 8, 8, 8))))}
+    r = requests.post(server.url + "/api/v1/inpaint", files=files, data=[(f"f{i}", "x") for i in range(1500)], timeout=30)
+    assert r.status_code == 413, r.text
+    assert "1000 parts" in r.json()["detail"] and "MiB" not in r.json()["detail"]
+
+
+def _raw(server, request: bytes) -> tuple[str, dict, bytes]:
+    import socket
+
+    host, port = server.url.rsplit("/", 1)[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(request)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status, *lines = head.decode("latin-1").split("\r\n")
+    return status, {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}, body
+
+
+@pytest.mark.parametrize("header, status, code", [
+    (b"Content-Length: abc", "400", "bad_request"),
+    (b"Content-Length: 1000000000000", "413", "upload_too_large"),  # past waitress' own body limit, refused unread
+    (b"Transfer-Encoding: gzip", "501", "http_error"),
+], ids=["bad_length", "huge_length", "unknown_encoding"])
+def test_waitress_refusals_are_json(server, header, status, code):
+    line, headers, body = _raw(server, b"POST /api/v1/inpaint HTTP/1.1\r\nHost: 127.0.0.1\r\n" + header + b"\r\n\r\n")
+    assert line.split()[1] == status, line
+    assert headers["content-type"] == "application/json"
+    assert json.loads(body)["error"] == code and json.loads(body)["detail"]
+
+
+def test_exif_orientation_is_applied_to_image_and_mask(server):
+    stored = photo_like(30, 40)  # the camera's pixels, shown turned a quarter clockwise (orientation 6)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    Image.fromarray(stored).save(buf, "JPEG", quality=100, subsampling=0, exif=exif.tobytes())
+    displayed = np.rot90(stored, -1)
+    mask = rect_mask(40, 30, (5, 25, 10, 8))  # drawn on the photo as a viewer shows it: 30 wide, 40 tall
+    r = server.post_fill(buf.getvalue(), mask, output="image", model="diffusion")
+    assert r.status_code == 200, r.text
+    out = decode(r.content)
+    assert out.shape == (40, 30, 3) and r.headers["X-Region"] == "5,25,10,8"
+    assert np.abs(out[mask == 0].astype(int) - displayed[mask == 0]).mean() < 3

@@ -7,8 +7,10 @@ import os
 import time
 
 import pytest
+import requests
 import torch
 from conftest import decode, photo_like, png, rect_mask
+from safetensors.torch import save_file
 
 import tiny_method
 from backend.app import create_app
@@ -70,3 +72,117 @@ def test_corrupt_weights_are_reported_broken(client):
     (folder / "gone.json").write_text(json.dumps({"method": "tiny", "config": {}}))
     entry = next(m for m in c.get("/api/v1/models").json["models"] if m["id"] == "gone")
     assert entry["status"] == "broken" and "missing" in entry["reason"]
+
+
+def test_models_hides_local_paths_from_clients_off_loopback(client):
+    c, folder = client
+    write_checkpoint(folder, "mine", [1.0, 0.0, 0.0])
+    card = json.loads((folder / "mine.json").read_text())
+    card.update(description="Tiny. Trained on /home/ann/photos.",
+                training={"data": {"root": "/home/ann/photos", "val_files": ["val/a.jpg"]}})
+    card["config"]["features_path"] = "C:\\Users\\ann\\vgg.h5"
+    (folder / "mine.json").write_text(json.dumps(card))
+    local = next(m for m in c.get("/api/v1/models").json["models"] if m["id"] == "mine")
+    assert local["training"]["data"]["root"] == "/home/ann/photos"  # the user's own machine
+    remote = c.get("/api/v1/models", environ_base={"REMOTE_ADDR": "192.0.2.7"}).json
+    assert "ann" not in json.dumps(remote)
+    entry = next(m for m in remote["models"] if m["id"] == "mine")
+    assert entry["status"] == "ready" and entry["description"] == "Tiny. Trained on photos."
+    assert entry["training"]["data"] == {"root": "photos", "val_files": ["val/a.jpg"]}
+    assert entry["config"]["features_path"] == "vgg.h5"
+
+
+def _nfgan_card(**changes) -> str:
+    return json.dumps({"method": "nfgan", "config": {"size": 64}, "description": "crafted", **changes})
+
+
+def _weights(folder, name, nets=("generator",)):
+    save_file({f"{net}.w": torch.zeros(2) for net in nets}, str(folder / f"{name}.safetensors"))
+
+
+def _crafted(case: str, folder, outside):
+    """Write one crafted checkpoint named `case` into folder (its link targets into `outside`)."""
+    card = folder / f"{case}.json"
+    if case == "config_list":
+        card.write_text(_nfgan_card(config=[1, 2]))
+    elif case == "config_null":
+        card.write_text(_nfgan_card(config=None))
+    elif case == "size_abc":
+        card.write_text(_nfgan_card(config={"size": "abc"}))
+    elif case == "nfgan_size_0":
+        card.write_text(_nfgan_card(config={"size": 0}))
+    elif case == "deep":
+        card.write_text('{"method": "nfgan", "config": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    elif case == "deep_within_the_parser":
+        card.write_text(_nfgan_card(config={"size": 64, "x": json.loads("[" * 900 + "]" * 900)}))
+    elif case == "fifo":
+        os.mkfifo(card)
+    elif case == "link_out":
+        (outside / "card.json").write_text(_nfgan_card())
+        card.symlink_to(outside / "card.json")
+    elif case == "huge":
+        card.write_text(_nfgan_card(description="x" * (2 << 20)))
+    elif case == "description_list":
+        card.write_text(_nfgan_card(description=["x"]))
+    elif case == "training_list":
+        card.write_text(_nfgan_card(training=[1]))
+    else:
+        card.write_text(_nfgan_card())
+        weights = folder / f"{case}.safetensors"
+        if case == "weights_fifo":
+            os.mkfifo(weights)
+        elif case == "weights_link_out":
+            _weights(outside, "w")
+            weights.symlink_to(outside / "w.safetensors")
+        elif case == "weights_without_the_generator":
+            _weights(folder, case, nets=("discriminator",))
+        elif case == "weights_header_garbage":
+            weights.write_bytes(b"\xff" * 8 + b"{}")
+    if case not in ("weights_fifo", "weights_link_out", "weights_without_the_generator", "weights_header_garbage"):
+        _weights(folder, case)
+
+
+@pytest.mark.parametrize("case, reason", [
+    ("config_list", "'config' must be a JSON object"), ("config_null", "'config' must be a JSON object"),
+    ("size_abc", "config 'size'"), ("nfgan_size_0", "config 'size'"), ("deep", "nested deeper"),
+    ("deep_within_the_parser", "nested deeper than 32"), ("fifo", "not a regular file"),
+    ("link_out", "outside the models folder"), ("huge", "over 1024 KiB"),
+    ("description_list", "'description' must be a string"), ("training_list", "'training' must be a JSON object"),
+    ("weights_fifo", "not a regular file"), ("weights_link_out", "outside the models folder"),
+    ("weights_without_the_generator", "holds no 'generator' network"), ("weights_header_garbage", "failed to load"),
+])
+def test_crafted_model_file_is_listed_broken_while_fills_go_on(server, tmp_path, case, reason):
+    _crafted(case, server.models_dir, tmp_path)
+    _crafted("good", server.models_dir, tmp_path)
+    try:
+        r = requests.get(server.url + "/api/v1/models", timeout=10)
+        assert r.status_code == 200, r.text
+        models = {m["id"]: m for m in r.json()["models"]}
+        assert models[case]["status"] == "broken" and reason in models[case]["reason"], models[case]
+        assert models["good"]["status"] == "ready", models["good"]  # the checks refuse only what is wrong
+        img, mask = photo_like(32, 32), rect_mask(32, 32, (8, 8, 8, 8))
+        assert server.post_fill(img, mask, model="diffusion", timeout=30).status_code == 200
+        assert server.post_fill(img, mask, timeout=30).status_code == 200  # the default engine too
+        r = server.post_fill(img, mask, model=case, timeout=30)
+        assert r.status_code == 409 and r.json()["error"] == "model_not_ready" and reason in r.json()["detail"]
+    finally:
+        for p in server.models_dir.iterdir():
+            p.unlink()
+
+
+def test_cards_are_read_again_only_when_they_change(client, monkeypatch):
+    from backend.engines.registry import Registry
+
+    c, folder = client
+    write_checkpoint(folder, "red", [1.0, 0.0, 0.0])
+    reads = []
+    original = Registry._read_meta
+    monkeypatch.setattr(Registry, "_read_meta", lambda self, path: reads.append(path.name) or original(self, path))
+    for _ in range(3):
+        assert c.get("/api/v1/models").status_code == 200
+        assert fill(c, "red").status_code == 200
+    assert reads == ["red.json"]
+    card = folder / "red.json"
+    card.write_text(card.read_text().replace('"psnr": 20.0', '"psnr": 21.0'))
+    entry = next(m for m in c.get("/api/v1/models").json["models"] if m["id"] == "red")
+    assert entry["metrics"] == {"psnr": 21.0} and reads == ["red.json", "red.json"]

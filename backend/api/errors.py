@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from backend.engines.base import OptionError
@@ -56,7 +56,12 @@ def install(app: Flask) -> None:
         detail = e.description or e.name
         if e.code == 413:
             limit = app.config.get("MAX_CONTENT_LENGTH")
-            detail = f"the upload exceeds the server's limit of {limit // 2**20} MiB" if limit else detail
+            if limit and (request.content_length or 0) > limit:
+                detail = f"the upload exceeds the server's limit of {limit // 2**20} MiB"
+            else:  # the form parser's own limits (it does not say which one it hit)
+                field = request.max_form_memory_size
+                detail = f"the form exceeds the server's limits: at most {request.max_form_parts} parts" + (
+                    f", and {field // 1000} kB for each field that is not a file" if field else "")
         return error_response(JobError(code, detail, e.code or 500))
 
     @app.errorhandler(Exception)

@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import base64
-import json
 import secrets
 import time
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from backend import jsonlimits
 from backend.api.errors import ApiError, error_response
+from backend.engines.base import shown, to_number
 from backend.images import b64decode, decode_image, decode_mask, encode_png
 from backend.jobs import DONE
 from backend.request import Blend, FillRequest, FillResult, Output
@@ -17,6 +18,7 @@ from backend.request import Blend, FillRequest, FillResult, Output
 bp = Blueprint("inpaint", __name__)
 
 FIELDS = {"image", "mask", "model", "output", "grow", "feather", "context", "seed", "blend", "options"}
+MAX_DEPTH = 16  # JSON nesting a request may have: the API's own is 2 (a body holding 'options')
 
 
 def _int(fields: dict[str, Any], name: str, default: int, lo: int, hi: int) -> int:
@@ -24,11 +26,9 @@ def _int(fields: dict[str, Any], name: str, default: int, lo: int, hi: int) -> i
     if value is None or value == "":
         return default
     try:
-        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-            raise ValueError
-        n = int(value)
-    except (TypeError, ValueError):
-        raise ApiError(400, "bad_field", f"'{name}' must be an integer, got {value!r}") from None
+        n = to_number(value, int)
+    except (ValueError, OverflowError):
+        raise ApiError(400, "bad_field", f"'{name}' must be an integer, got {shown(value)}") from None
     if not lo <= n <= hi:
         raise ApiError(400, "bad_field", f"'{name}' must be between {lo} and {hi}, got {n}")
     return n
@@ -42,7 +42,7 @@ def _choice(fields: dict[str, Any], name: str, enum_type, default):
         return enum_type(value)
     except ValueError:
         allowed = ", ".join(e.value for e in enum_type)
-        raise ApiError(400, "bad_field", f"'{name}' must be one of {allowed}, got {value!r}") from None
+        raise ApiError(400, "bad_field", f"'{name}' must be one of {allowed}, got {shown(value)}") from None
 
 
 def _options(value: Any) -> dict[str, Any]:
@@ -50,9 +50,9 @@ def _options(value: Any) -> dict[str, Any]:
         return {}
     if isinstance(value, str):
         try:
-            value = json.loads(value)
-        except ValueError:
-            raise ApiError(400, "bad_field", "'options' must be a JSON object") from None
+            value = jsonlimits.loads(value, MAX_DEPTH)
+        except ValueError as e:
+            raise ApiError(400, "bad_field", f"'options' must be a JSON object: {e}") from None
     if not isinstance(value, dict):
         raise ApiError(400, "bad_field", "'options' must be a JSON object")
     return value
@@ -62,7 +62,10 @@ def parse_fill_request(service) -> FillRequest:
     """Read a multipart or JSON request into a FillRequest, rejecting anything malformed with a 4xx."""
     limit = service.config.max_pixels
     if request.is_json:
-        fields = request.get_json(silent=True)
+        try:
+            fields = jsonlimits.loads(request.get_data(), MAX_DEPTH)
+        except ValueError as e:
+            raise ApiError(400, "bad_request", f"the body is not valid JSON: {e}") from None
         if not isinstance(fields, dict):
             raise ApiError(400, "bad_request", "the body is not a JSON object")
         for name in ("image", "mask"):
@@ -72,6 +75,8 @@ def parse_fill_request(service) -> FillRequest:
         mask_bytes = b64decode(fields["mask"], "mask")
     elif request.mimetype == "multipart/form-data":
         fields = request.form.to_dict()
+        if None in fields or None in request.files:
+            raise ApiError(400, "bad_request", "a form part has no name (Content-Disposition: form-data; name=\"...\")")
         for name in ("image", "mask"):
             if name not in request.files:
                 raise ApiError(400, "missing_field", f"'{name}' is required as a file part")
@@ -83,10 +88,10 @@ def parse_fill_request(service) -> FillRequest:
     if unknown:
         raise ApiError(400, "bad_field", f"unknown field(s): {', '.join(unknown)}")
 
-    model = fields.get("model") or None
+    model = fields.get("model")
     if model is not None and not isinstance(model, str):
-        raise ApiError(400, "bad_field", "'model' must be a string")
-    model = service.check_model(model)
+        raise ApiError(400, "bad_field", f"'model' must be a string, got {shown(model)}")
+    model = service.check_model(model or None)
     context = fields.get("context")
     ctx = None if context in (None, "", "auto") else _int(fields, "context", 0, 0, 8192)
     seed = _int(fields, "seed", -1, -1, 2**31 - 1)

@@ -1,10 +1,14 @@
 """GET /api/v1/health and GET /api/v1/models."""
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import torch
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, current_app, jsonify, request
 
 from backend import __version__
+from backend.api.security import is_loopback
 
 bp = Blueprint("models", __name__)
 
@@ -17,6 +21,21 @@ def device_facts(device: torch.device) -> dict:
     elif device.type == "mps":
         facts["name"] = "Apple GPU (MPS)"
     return facts
+
+
+# An absolute path (POSIX, Windows drive or share, home) inside a text: a card's description, data root or reason.
+ABSOLUTE_PATH = re.compile(r"""(?<![\w:/.])(?:[A-Za-z]:[\\/]|\\\\|~[\\/]|/)[^\s"'<>|,;]*""")
+
+
+def without_paths(value: Any) -> Any:
+    """The listing with every absolute path cut to its last component: folder layouts and user names stay local."""
+    if isinstance(value, str):
+        return ABSOLUTE_PATH.sub(lambda m: re.split(r"[\\/]", m.group().rstrip("\\/"))[-1], value)
+    if isinstance(value, dict):
+        return {k: without_paths(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_paths(v) for v in value]
+    return value
 
 
 @bp.get("/api/v1/health")
@@ -32,4 +51,6 @@ def models():
     registry = current_app.extensions["inpaint"].registry
     entries = [entry.as_dict() for entry in registry.listings()]
     entries.sort(key=lambda e: (e["status"] != "ready", e["kind"] != "classical"))
+    if not is_loopback(request.remote_addr or ""):  # the user's own machine may see where its training data lives
+        entries = without_paths(entries)
     return jsonify(default=registry.default, models=entries)

@@ -47,7 +47,9 @@ _JOB = {"description": "job state", "content": {"application/json": {"schema": {
 DOCUMENT = {
     "openapi": "3.1.0",
     "info": {"title": "inpaint-backend", "version": __version__,
-             "description": "Fill image selections with classical and learned inpainting engines."},
+             "description": "Fill image selections with classical and learned inpainting engines. Every route answers "
+                            "421 to a Host that is not one of the server's names and 403 to a request carrying an "
+                            "Origin not allowed with --allowed-origin (web pages)."},
     "components": {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                        "description": "required when the server was started with --token"}},

@@ -39,7 +39,7 @@ from backend.classical.nnf import (
     upsample_field,
     valid_centres,
 )
-from backend.engines.base import Engine, InpaintOptions, OptionError, Param, Progress
+from backend.engines.base import Engine, InpaintOptions, Param, Progress
 from backend.engines.poisson import harmonic_fill
 
 Tensor = torch.Tensor
@@ -364,7 +364,7 @@ class PatchMatchEngine(Engine):
         "Best for texture and background: grass, sky, walls, water. No model needed."
     )
     params = {
-        "patch_size": Param(int, 7, "patch width in pixels (odd): larger keeps bigger structures, smaller fits tighter", 3, 21),
+        "patch_size": Param(int, 7, "patch width in pixels (odd): larger keeps bigger structures, smaller fits tighter", 3, 21, odd=True),
         "sampling": Param(str, "image", "where patches come from: the whole crop, or a band of known pixels around the selection", choices=("image", "band")),
         "band": Param(int, 64, "band width in pixels when sampling is 'band'", 4, 4096),
         "iterations": Param(int, 6, "EM (search + vote) iterations at the coarsest level, halved at each finer one", 1, 30),
@@ -374,8 +374,6 @@ class PatchMatchEngine(Engine):
     def inpaint(self, image: Tensor, hole: Tensor, options: InpaintOptions, progress: Progress) -> Tensor:
         p = options.params
         patch_size = p.get("patch_size", 7)
-        if patch_size % 2 == 0:
-            raise OptionError(f"option 'patch_size' must be odd, got {patch_size}")
         band = p.get("band", 64) if p.get("sampling", "image") == "band" else None
         out = complete(
             image, hole, patch_size=patch_size, iterations=p.get("iterations", 6),

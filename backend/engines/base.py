@@ -8,7 +8,8 @@ an engine is a pure function from (image, hole) to a filled image.
 from __future__ import annotations
 
 import math
-
+import re
+import reprlib
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -26,6 +27,30 @@ class Cancelled(Exception):
 
 class OptionError(ValueError):
     """An engine-specific option is unknown or out of range (reported as HTTP 400)."""
+
+
+_NUMERALS = {int: re.compile(r"[+-]?[0-9]+"), float: re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")}
+
+
+def to_number(value: Any, kind: type) -> int | float:
+    """`value` as an int or float; ValueError for anything else. Strings must be plain ASCII numerals: Python's
+    int() and float() also take "1_000", Arabic-Indic digits and padding, which no client means as a number."""
+    if isinstance(value, str):
+        if not _NUMERALS[kind].fullmatch(value):
+            raise ValueError(value)
+        value = kind(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(value)
+    if kind is int:
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError(value)
+        return int(value)
+    return float(value)  # OverflowError for an int too large for a float
+
+
+def shown(value: Any) -> str:
+    """A value for an error message: short, whatever its size or nesting."""
+    return reprlib.repr(value)
 
 
 @dataclass(frozen=True)
@@ -65,22 +90,23 @@ class Param:
     minimum: float | None = None
     maximum: float | None = None
     choices: tuple[str, ...] | None = None
+    odd: bool = False  # an int that must be odd (a patch with a centre pixel)
 
     def parse(self, name: str, value: Any) -> Any:
         try:
-            if self.type is int and isinstance(value, float) and not value.is_integer():
-                raise ValueError
-            v = self.type(value)
-        except (TypeError, ValueError):
-            raise OptionError(f"option '{name}' must be {self.type.__name__}, got {value!r}") from None
+            v = to_number(value, self.type) if self.type in (int, float) else self.type(value)
+        except (TypeError, ValueError, OverflowError):
+            raise OptionError(f"option '{name}' must be {self.type.__name__}, got {shown(value)}") from None
         if self.type is float and not math.isfinite(v):
-            raise OptionError(f"option '{name}' must be a finite number, got {value!r}")
+            raise OptionError(f"option '{name}' must be a finite number, got {shown(value)}")
         if self.choices is not None and v not in self.choices:
-            raise OptionError(f"option '{name}' must be one of {', '.join(self.choices)}, got {v!r}")
+            raise OptionError(f"option '{name}' must be one of {', '.join(self.choices)}, got {shown(v)}")
         if self.minimum is not None and v < self.minimum:
             raise OptionError(f"option '{name}' must be >= {self.minimum}, got {v}")
         if self.maximum is not None and v > self.maximum:
             raise OptionError(f"option '{name}' must be <= {self.maximum}, got {v}")
+        if self.odd and v % 2 == 0:
+            raise OptionError(f"option '{name}' must be odd, got {v}")
         return v
 
     def as_dict(self) -> dict[str, Any]:
@@ -88,6 +114,8 @@ class Param:
         for key in ("minimum", "maximum", "choices"):
             if getattr(self, key) is not None:
                 d[key] = getattr(self, key)
+        if self.odd:
+            d["odd"] = True
         return d
 
 

@@ -9,16 +9,22 @@ import torch
 from safetensors.torch import load_file
 
 from backend import compute
-from backend.engines.base import Engine, InpaintOptions, OptionError, Param, Progress, SizeRules
+from backend.engines.base import Engine, InpaintOptions, OptionError, Param, Progress, SizeRules, shown, to_number
 from backend.methods import get_method
 
 
 def size_rules(meta: dict[str, Any]) -> SizeRules:
-    """Size rules of a checkpoint, known from its metadata without loading weights."""
+    """Size rules of a checkpoint, known from its metadata without loading weights (ValueError when they make no sense)."""
     cls = get_method(meta["method"])
     config = meta.get("config", {})
     # serve_size: a method that works above its training size (multi-scale) says up to where.
-    native = int(config.get("serve_size") or config.get("size", 256))
+    key = "serve_size" if config.get("serve_size") else "size"
+    try:
+        native = to_number(config.get(key, 256), int)
+    except (ValueError, OverflowError):
+        native = 0
+    if not 1 <= native <= 2**16:
+        raise ValueError(f"config '{key}' must be a whole number of pixels from 1 to 65536, got {shown(config.get(key))}")
     return SizeRules(multiple=cls.multiple, minimum=cls.multiple, native=native, fixed=cls.fixed_size)
 
 
