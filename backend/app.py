@@ -4,10 +4,12 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
+import sys
+import time
 
 import io
 
-from flask import Flask, Request, request
+from flask import Flask, Request, g, request
 
 from backend.api import errors, inpaint, jobs, models, openapi
 from backend.service import ServerConfig, Service
@@ -34,6 +36,15 @@ def create_app(config: ServerConfig | None = None) -> Flask:
     for module in (models, inpaint, jobs, openapi):
         app.register_blueprint(module.bp)
 
+    @app.before_request
+    def _start_clock():
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _log_request(resp):
+        print(request_log_line(resp), file=sys.stderr, flush=True)
+        return resp
+
     if config.token:
         expected = f"Bearer {config.token}".encode()
 
@@ -43,6 +54,15 @@ def create_app(config: ServerConfig | None = None) -> Flask:
             if not hmac.compare_digest(given, expected):
                 return errors.error_response(errors.JobError("unauthorized", "missing or wrong 'Authorization: Bearer <token>'", 401))
     return app
+
+
+def request_log_line(resp) -> str:
+    """Method, path, status, model, image size and ms of the request being answered."""
+    fill = g.get("fill_request")  # set once a fill request is parsed
+    model = resp.headers.get("X-Model") or (fill.model if fill else "-")
+    size = f"{fill.image.shape[1]}x{fill.image.shape[0]}" if fill else "-"
+    ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+    return f"{request.method} {request.path} {resp.status_code} model={model} image={size} {ms:.0f} ms"
 
 
 def is_loopback(host: str) -> bool:
