@@ -64,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any recipe value, e.g. --set lr=1e-4 --set val_every=200 (JSON values)")
 
+    su = sub.add_parser("setup-training", help="install the feature networks training reads (pip) and fetch "
+                                               "torchvision's VGG19 for the paper recipes")
+    su.add_argument("--no-download", action="store_true", help="install the offline networks only")
+
     e = sub.add_parser("eval", help="score engines on fixed masks per hole-ratio bucket")
     e.add_argument("--models", required=True,
                    help="comma-separated engine/checkpoint ids; external baselines: telea, ns, biharmonic, pypatchmatch, gmic")
@@ -340,6 +344,10 @@ def main(argv: list[str] | None = None) -> int:
         return run_fill(args)
     if args.command == "train":
         return run_train(args, argv)
+    if args.command == "setup-training":
+        from backend.training.setup import setup_training
+
+        return setup_training(download=not args.no_download)
     if args.command == "eval":
         return run_eval(args)
     if args.command == "import-checkpoint":

@@ -142,6 +142,15 @@ def server(tmp_path_factory):
     stop_server(s)
 
 
+@pytest.fixture(autouse=True)
+def no_downloads(monkeypatch):
+    """Tests never download: a torchvision weight file that is not in the torch hub cache stays missing."""
+    def refuse(url, *args, **kwargs):
+        raise ConnectionError(f"tests never download ({url})")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", refuse)
+
+
 @pytest.fixture
 def one_torch_thread():
     """Models of many small convolutions: on a shared 2-core box one thread avoids OpenMP contention (4x faster here)."""
