@@ -321,7 +321,12 @@ def run_install(args: argparse.Namespace) -> int:
         except ModuleNotFoundError:
             print(f"error: the {name} plugin is not part of this version", file=sys.stderr)
             return 2
-        for path in installer.install(args.dest):
+        try:
+            written = installer.install(args.dest)
+        except SystemExit as e:  # this installation lacks the plugin's files
+            print(f"error: {e.code}", file=sys.stderr)
+            return 2
+        for path in written:
             print(f"{name}: installed {path}")
     return 0
 

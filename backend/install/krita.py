@@ -14,8 +14,10 @@ import shutil
 import sys
 from pathlib import Path
 
+from backend.install import from_checkout, plugins_root
+
 NAME = "inpaint_selection"
-PLUGIN_DIR = Path(__file__).resolve().parents[2] / "krita_plugin"
+PLUGIN_DIR = plugins_root() / "krita_plugin"
 
 
 def _home() -> Path:
@@ -62,12 +64,18 @@ def set_ini_value(text: str, group: str, key: str, value: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def models_dir() -> Path:
+    """The checkout's models/ folder; for an installed wheel, models/ in the folder install-plugins runs in
+    (where `inpaint-backend serve` and `train --out models/NAME` would use it)."""
+    return (PLUGIN_DIR.parent if from_checkout() else Path.cwd()) / "models"
+
+
 def backend_command() -> str:
-    """How the docker starts this very backend: this Python (it has the backend installed) and this checkout's models.
+    """How the docker starts this very backend: this Python (it has the backend installed) and its models folder.
 
     The plugin appends --host and --port. Forward slashes, because KConfig reads backslashes as escapes.
     """
-    python, models = Path(sys.executable).as_posix(), (PLUGIN_DIR.parent / "models").as_posix()
+    python, models = Path(sys.executable).as_posix(), models_dir().resolve().as_posix()
     quote = (lambda s: f'"{s}"') if sys.platform == "win32" else shlex.quote
     return f"{quote(python)} -m backend.cli serve --models-dir {quote(models)}"
 
@@ -75,8 +83,8 @@ def backend_command() -> str:
 def _plugin_files() -> list[tuple[Path, str]]:
     builder = PLUGIN_DIR / "build_zip.py"
     if not builder.is_file():
-        raise SystemExit(f"error: the Krita plugin sources are not at {PLUGIN_DIR}; install the backend from a "
-                         "checkout (pip install -e .) or use the zip with Import Python Plugin from File")
+        raise SystemExit(f"the Krita plugin is not at {PLUGIN_DIR}: this installation lacks it; reinstall the backend "
+                         "(pip install . or the wheel) or use the zip with Import Python Plugin from File")
     spec = importlib.util.spec_from_file_location("inpaint_krita_build_zip", builder)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
