@@ -328,6 +328,8 @@ def run_install(args: argparse.Namespace) -> int:
             return 2
         for path in written:
             print(f"{name}: installed {path}")
+        for note in getattr(installer, "python_environment_notes", list)():
+            print(f"{name}: note: {note}", file=sys.stderr)
     return 0
 
 

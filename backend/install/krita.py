@@ -80,6 +80,33 @@ def backend_command() -> str:
     return f"{quote(python)} -m backend.cli serve --models-dir {quote(models)}"
 
 
+def _is_venv_bin(folder: str) -> bool:
+    return bool(folder) and (Path(folder).parent / "pyvenv.cfg").is_file()
+
+
+def python_environment_notes(env: dict[str, str] | None = None) -> list[str]:
+    """What in this shell would keep a Krita started from it from loading Python plugins, and the fix.
+
+    Krita's embedded Python takes its library from the first python3 on PATH (a virtual environment's has
+    no PyQt5) and honours PYTHONHOME and PYTHONPATH: Krita then logs "No module named 'PyQt5'" and shows
+    no Python plugin at all, before this plugin could say anything.
+    """
+    env = os.environ if env is None else env
+    causes = [f"{var} is set" for var in ("PYTHONHOME", "PYTHONPATH") if env.get(var)]
+    folders = env.get("PATH", "").split(os.pathsep)
+    venvs = [f for f in folders if _is_venv_bin(f)] if sys.platform != "win32" else []
+    first = shutil.which("python3", path=env.get("PATH", "")) if venvs else None
+    if first and _is_venv_bin(str(Path(first).parent)):
+        causes.append(f"the first python3 on PATH is a virtual environment's ({first})")
+    if not causes:
+        return []
+    clean = os.pathsep.join(f for f in folders if not _is_venv_bin(f))
+    unset = " ".join(f"-u {var}" for var in ("PYTHONHOME", "PYTHONPATH") if env.get(var))
+    command = f"env {unset + ' ' if unset else ''}PATH={shlex.quote(clean)} krita"
+    return [f"Krita started from this shell would load no Python plugins ({'; '.join(causes)}; its log would say "
+            f"\"No module named 'PyQt5'\"). Start Krita from the desktop menu, or from this shell with: {command}"]
+
+
 def _plugin_files() -> list[tuple[Path, str]]:
     builder = PLUGIN_DIR / "build_zip.py"
     if not builder.is_file():

@@ -19,6 +19,7 @@ from .qt import (
     QListWidgetItem,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QStandardItem,
     QStandardItemModel,
@@ -133,7 +134,14 @@ class InpaintDocker(krita_api.DockWidget):
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.message)
         layout.addStretch(1)
-        self.setWidget(root)
+        # Scrolls rather than growing past the window: on a 768 px screen, beside other dockers, the
+        # controls are taller than the space Krita gives the docker, and the last message fell off the bottom.
+        scroll = QScrollArea()
+        scroll.setObjectName("docker_scroll")
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setWidget(root)
+        self.setWidget(scroll)
 
         self.url.editingFinished.connect(lambda: c.update_settings(url=self.url.text().strip()))
         self.token.editingFinished.connect(lambda: c.update_settings(token=self.token.text()))
