@@ -45,6 +45,8 @@ scroll = dock.widget()
 assert isinstance(scroll, qt.QScrollArea) and scroll.widgetResizable() and scroll.widget().isAncestorOf(dock.message)
 content = scroll.widget().sizeHint().height()
 assert dock.minimumSizeHint().height() < 200 < content, (dock.minimumSizeHint().height(), content)
+assert scroll.sizeHint().height() >= content  # where there is room, it still asks for all of it
+assert dock.minimumSizeHint().width() >= scroll.widget().minimumSizeHint().width()  # no sideways scrolling
 
 dock.fill_button.click()  # no document open
 assert dock.message.text() == messages.NO_DOCUMENT, dock.message.text()
