@@ -94,8 +94,7 @@ def python_environment_notes(env: dict[str, str] | None = None) -> list[str]:
     env = os.environ if env is None else env
     causes = [f"{var} is set" for var in ("PYTHONHOME", "PYTHONPATH") if env.get(var)]
     folders = env.get("PATH", "").split(os.pathsep)
-    venvs = [f for f in folders if _is_venv_bin(f)] if sys.platform != "win32" else []
-    first = shutil.which("python3", path=env.get("PATH", "")) if venvs else None
+    first = shutil.which("python3", path=env.get("PATH", "")) if sys.platform != "win32" else None
     if first and _is_venv_bin(str(Path(first).parent)):
         causes.append(f"the first python3 on PATH is a virtual environment's ({first})")
     if not causes:

@@ -100,7 +100,6 @@ def vgg16(state_dict: dict[str, torch.Tensor] | None, taps: tuple[int, ...] = _V
 
 
 TORCHVISION_URL = "https://download.pytorch.org/models/"
-VGG19_OFFLINE = "--set features=vgg16-hed or --set features=efficientnet-lite0; or, on purpose, --set features=random-vgg19"
 
 
 def hub_file(file: str) -> Path:
@@ -137,7 +136,8 @@ def find_torchvision(file: str, path: str | Path | None = None, offline: str = "
 
 
 def find_vgg19(path: str | Path | None = None) -> Path:
-    return find_torchvision(VGG19_FILE, path, VGG19_OFFLINE)
+    return find_torchvision(VGG19_FILE, path, "--set features=vgg16-hed or --set features=efficientnet-lite0; "
+                                              "or, on purpose, --set features=random-vgg19")
 
 
 def vgg16_hed(h5_path: str | Path | None = None, taps: tuple[int, ...] = _VGG16_TAPS) -> VGGFeatures:
