@@ -5,8 +5,10 @@ import hmac
 import io
 import json
 import logging
+import sys
+import time
 
-from flask import Flask, Request, request
+from flask import Flask, Request, g, request
 
 from backend.api import errors, inpaint, jobs, models, openapi, security
 from backend.service import ServerConfig, Service
@@ -33,6 +35,15 @@ def create_app(config: ServerConfig | None = None) -> Flask:
     security.install(app, security.AccessRules(config.host, config.allowed_hosts, config.allowed_origins))
     for module in (models, inpaint, jobs, openapi):
         app.register_blueprint(module.bp)
+
+    @app.before_request
+    def _start_clock():
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _log_request(resp):
+        print(request_log_line(resp), file=sys.stderr, flush=True)
+        return resp
 
     if config.token:
         expected = f"Bearer {config.token}".encode()
@@ -75,6 +86,15 @@ def _waitress_errors_in_json(server) -> None:
     for listener in listeners:  # one per address (a MultiSocketServer for a name with both IPv4 and IPv6)
         if isinstance(listener, BaseWSGIServer):
             listener.channel_class = JsonErrorChannel
+
+
+def request_log_line(resp) -> str:
+    """Method, path, status, model, image size and ms of the request being answered."""
+    fill = g.get("fill_request")  # set once a fill request is parsed
+    model = resp.headers.get("X-Model") or (fill.model if fill else "-")
+    size = f"{fill.image.shape[1]}x{fill.image.shape[0]}" if fill else "-"
+    ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+    return f"{request.method} {request.path} {resp.status_code} model={model} image={size} {ms:.0f} ms"
 
 
 def serve(config: ServerConfig, port: int = 7860, threads: int = 16) -> None:

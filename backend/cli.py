@@ -9,6 +9,13 @@ from pathlib import Path
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff"}
 
+# torch's OpenMP workers busy-wait (libgomp: 300000 spins) after every parallel operation. Engines such as
+# PatchMatch run thousands of small operations, so on a machine whose cores are busy the spinning workers
+# take the CPU from the thread doing the work: a CLI fill took 20 s instead of 0.4 s. Sleeping workers cost
+# microseconds per operation. libgomp reads this when torch loads, so it is set before anything imports
+# torch; a value the user set wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 
 def _add_fill_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="engine or checkpoint id (default: the default engine)")
@@ -72,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--debug", action="store_true", help="show the traceback of an error")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any recipe value, e.g. --set lr=1e-4 --set val_every=200 (JSON values)")
+
+    su = sub.add_parser("setup-training", help="install the feature networks training reads (pip) and fetch "
+                                               "torchvision's VGG19 for the paper recipes")
+    su.add_argument("--no-download", action="store_true", help="install the offline networks only")
 
     e = sub.add_parser("eval", help="score engines on fixed masks per hole-ratio bucket")
     e.add_argument("--models", required=True,
@@ -327,8 +338,15 @@ def run_install(args: argparse.Namespace) -> int:
         except ModuleNotFoundError:
             print(f"error: the {name} plugin is not part of this version", file=sys.stderr)
             return 2
-        for path in installer.install(args.dest):
+        try:
+            written = installer.install(args.dest)
+        except SystemExit as e:  # this installation lacks the plugin's files
+            print(f"error: {e.code}", file=sys.stderr)
+            return 2
+        for path in written:
             print(f"{name}: installed {path}")
+        for note in getattr(installer, "python_environment_notes", list)():
+            print(f"{name}: note: {note}", file=sys.stderr)
     return 0
 
 
@@ -355,6 +373,10 @@ def main(argv: list[str] | None = None) -> int:
         return run_fill(args)
     if args.command == "train":
         return run_train(args, argv)
+    if args.command == "setup-training":
+        from backend.training.setup import setup_training
+
+        return setup_training(download=not args.no_download)
     if args.command == "eval":
         return run_eval(args)
     if args.command == "import-checkpoint":

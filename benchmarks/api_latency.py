@@ -10,6 +10,7 @@ the engine's share and the overhead's share.
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import statistics
 import subprocess
@@ -63,11 +64,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def cli_ms(img: Path, mask: Path, model: str, models: str, device: str, repeats: int, env: dict | None = None) -> float:
+    """Median wall time of `inpaint-backend fill` on one image, the whole command."""
+    out = img.with_name("out.png")
+    cmd = [sys.executable, "-m", "backend.cli", "fill", str(img), str(mask), "-o", str(out), "--model", model,
+           "--models-dir", models, "--device", device, "--seed", "0", "--output", "layer"]
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        subprocess.run(cmd, cwd=ROOT, env=dict(os.environ, **(env or {})), check=True, stdout=subprocess.DEVNULL)
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=None, help="engine id (default: the server's default)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--no-cli", action="store_true", help="time the server only")
     args = ap.parse_args()
 
     port = free_port()
@@ -84,8 +99,9 @@ def main() -> None:
                     time.sleep(0.2)
             model = args.model or health["default_model"]
             print(f"model {model} on {health['device']['name']} ({health['device']['type']}), torch {health['torch']}\n")
-            print("| image | selection | client ms | server ms | engine ms | overhead ms | overhead share |")
-            print("|---|---|---|---|---|---|---|")
+            cli_head = "" if args.no_cli else " cli ms | cli / client | cli, spinning OpenMP, ms | spinning / client |"
+            print("| image | selection | client ms | server ms | engine ms | overhead ms | overhead share |" + cli_head)
+            print("|---|---|---|---|---|---|---|" + ("" if args.no_cli else "---|---|---|---|"))
             for w, h in SIZES:
                 img, mask = photo(w, h), ellipse_mask(w, h)
                 files = {"image": encode_png(img), "mask": encode_png(mask)}
@@ -100,8 +116,18 @@ def main() -> None:
                         rows.append((client, float(r.headers["X-Elapsed-Ms"]), float(r.headers["X-Engine-Ms"])))
                 client, server, engine = (statistics.median(col) for col in zip(*rows))
                 overhead = server - engine
-                print(f"| {w}x{h} | {100 * (mask > 0).mean():.1f}% | {client:.0f} | {server:.0f} | {engine:.0f} | "
-                      f"{overhead:.0f} | {100 * overhead / server:.1f}% |", flush=True)
+                row = (f"| {w}x{h} | {100 * (mask > 0).mean():.1f}% | {client:.0f} | {server:.0f} | {engine:.0f} | "
+                       f"{overhead:.0f} | {100 * overhead / server:.1f}% |")
+                if not args.no_cli:
+                    with tempfile.TemporaryDirectory() as tmp:
+                        img_path, mask_path = Path(tmp) / "image.png", Path(tmp) / "mask.png"
+                        img_path.write_bytes(files["image"])
+                        mask_path.write_bytes(files["mask"])
+                        cli = cli_ms(img_path, mask_path, model, models, args.device, args.repeats)
+                        spinning = cli_ms(img_path, mask_path, model, models, args.device, args.repeats,
+                                          {"GOMP_SPINCOUNT": "300000"})
+                    row += f" {cli:.0f} | {cli / client:.1f}x | {spinning:.0f} | {spinning / client:.1f}x |"
+                print(row, flush=True)
         finally:
             proc.terminate()
             proc.wait(10)

@@ -101,8 +101,8 @@ def rect_mask(h: int, w: int, *rects) -> np.ndarray:
 
 
 class Server:
-    def __init__(self, url: str, proc: subprocess.Popen, models_dir: Path):
-        self.url, self.proc, self.models_dir = url, proc, models_dir
+    def __init__(self, url: str, proc: subprocess.Popen, models_dir: Path, log: Path):
+        self.url, self.proc, self.models_dir, self.log = url, proc, models_dir, log
 
     def post_fill(self, image: np.ndarray | bytes, mask: np.ndarray | bytes, path="/api/v1/inpaint", headers=None,
                   timeout=120, **fields):
@@ -117,17 +117,19 @@ def start_server(tmp: Path, *extra: str) -> Server:
     models = tmp / "models"
     models.mkdir(exist_ok=True)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "backend.cli", "serve", "--port", str(port), "--device", "cpu", "--models-dir", str(models), *extra],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = tmp / "server.log"  # a file, not a pipe: nobody reads a pipe, and a full one would stall the server
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "backend.cli", "serve", "--port", str(port), "--device", "cpu", "--models-dir", str(models), *extra],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
     while time.time() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {proc.stdout.read()}")
+            raise RuntimeError(f"server exited: {log.read_text()}")
         try:
             requests.get(url + "/api/v1/health", timeout=1, headers={"Authorization": "Bearer secret-token"})
-            return Server(url, proc, models)
+            return Server(url, proc, models, log)
         except requests.ConnectionError:
             time.sleep(0.2)
     proc.kill()
@@ -147,6 +149,15 @@ def server(tmp_path_factory):
     s = start_server(tmp_path_factory.mktemp("server"))
     yield s
     stop_server(s)
+
+
+@pytest.fixture(autouse=True)
+def no_downloads(monkeypatch):
+    """Tests never download: a torchvision weight file that is not in the torch hub cache stays missing."""
+    def refuse(url, *args, **kwargs):
+        raise ConnectionError(f"tests never download ({url})")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", refuse)
 
 
 @pytest.fixture

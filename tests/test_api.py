@@ -237,6 +237,30 @@ def test_job_lifecycle_and_result(server):
     assert requests.delete(f"{server.url}/api/v1/jobs/unknown", timeout=10).status_code == 404
 
 
+def test_prefer_respond_async_answers_202_with_the_job(server):
+    img, mask = photo_like(96, 96, seed=4), rect_mask(96, 96, (30, 30, 20, 20))
+    r = server.post_fill(img, mask, output="image", headers={"Prefer": "wait=5, respond-async"})
+    assert r.status_code == 202, r.text
+    assert r.headers["Preference-Applied"] == "respond-async"
+    job = r.json()
+    assert r.headers["Location"] == f"/api/v1/jobs/{job['id']}"
+    assert _wait(server, job["id"])["state"] == "done"
+    res = requests.get(server.url + r.headers["Location"] + "/result", timeout=10)
+    assert res.status_code == 200 and np.array_equal(decode(res.content)[mask == 0], img[mask == 0])
+    assert server.post_fill(img, mask, headers={"Prefer": "return=minimal"}).status_code == 200
+
+
+def test_every_request_is_one_log_line(server):
+    img, mask = photo_like(30, 40), rect_mask(30, 40, (5, 5, 10, 10))
+    marker = f"/api/v1/jobs/log-{time.time_ns()}"
+    assert server.post_fill(img, mask, model="diffusion").status_code == 200
+    assert requests.get(server.url + marker, timeout=10).status_code == 404
+    lines = server.log.read_text().splitlines()
+    fill = [line for line in lines if line.startswith("POST /api/v1/inpaint 200 model=diffusion image=40x30 ")]
+    assert fill and fill[-1].endswith(" ms")
+    assert any(line.startswith(f"GET {marker} 404 model=- image=- ") for line in lines), lines[-5:]
+
+
 def test_job_cancel(server):
     # A slow job keeps the worker busy, so the jobs behind it are still queued when cancelled.
     big = photo_like(1500, 1500)

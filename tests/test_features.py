@@ -52,6 +52,50 @@ def test_missing_vgg19_is_refused_not_randomised(tmp_path, monkeypatch):
     assert len(features.feature_network("random-vgg19")(torch.rand(1, 3, 16, 16))) == 5
 
 
+def test_missing_torchvision_file_is_downloaded_into_the_hub_cache_with_its_hash_checked(tmp_path, monkeypatch):
+    state, calls = torchvision_vgg19_state(seed=3), []
+
+    def fake_download(url, model_dir=None, map_location=None, progress=True, check_hash=False, file_name=None,
+                      weights_only=False):
+        calls.append((url, check_hash))
+        (tmp_path / "checkpoints").mkdir(exist_ok=True)
+        torch.save(state, tmp_path / "checkpoints" / url.rsplit("/", 1)[1])
+        return state
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", fake_download)
+    net = features.feature_network("vgg19")
+    assert calls == [("https://download.pytorch.org/models/vgg19-dcbb9e9d.pth", True)]
+    assert torch.equal(net.features[0].weight, state["features.0.weight"])
+    features.feature_network("vgg19")
+    assert len(calls) == 1  # the cached file is used from then on
+
+
+def test_a_failed_download_says_in_one_line_what_to_do(tmp_path, monkeypatch):
+    from urllib.error import URLError
+
+    def offline(url, **kwargs):
+        raise URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    with pytest.raises(features.FeatureWeightsMissing) as failed:
+        features.find_torchvision(features.VGG16_FILE)
+    message = str(failed.value)
+    assert "\n" not in message and "download failed (URLError" in message
+    assert "https://download.pytorch.org/models/vgg16-397923af.pth" in message and str(tmp_path / "checkpoints") in message
+    assert "--set features_path=FILE" in message and "--set features=vgg16-hed" in message
+
+
+def test_a_missing_file_the_user_named_is_never_downloaded_over(tmp_path, monkeypatch):
+    def must_not_download(url, **kwargs):
+        raise AssertionError(f"downloaded {url}")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", must_not_download)
+    with pytest.raises(features.FeatureWeightsMissing, match="not found at .*none.pth"):
+        features.feature_network("vgg19", tmp_path / "none.pth")
+
+
 def test_vgg16_from_hed_h5_layout(tmp_path):
     h5py = pytest.importorskip("h5py")
     rng = np.random.default_rng(0)

@@ -5,7 +5,9 @@ One Krita run (module fixture) plays every scenario; the tests below check what 
 Skipped when Krita or xvfb-run is missing, except on CI (CI=true), where that is a failure.
 KRITA_E2E_BACKEND_URL points the run at another server instead of starting the backend, e.g. nothing
 (backend down) or tests/krita/stub_backend.py answering wrong images: the tests must then fail.
-KRITA_E2E_CHROOT runs the Krita of a chroot instead (e.g. Debian trixie's Krita 5.2; see tests/krita/harness.py).
+Every test runs twice: in this system's Krita (Debian 12: 5.1) and in the Krita 5.2 of the Debian trixie chroot
+that .ci/setup-gimp.sh builds and .ci/setup-krita.sh adds Krita to (KRITA_E2E_CHROOT names another root); the
+chroot run is skipped, saying why, when that Krita is not there or the tests do not run as root.
 """
 from __future__ import annotations
 
@@ -30,11 +32,17 @@ HARD, SOFT = (200, 150, 110, 80), (60, 60, 50, 40)  # the u8 scenario's selectio
 SMALL = (60, 40, 40, 30)  # the u16, f32 and compare scenarios' selection
 
 
-CHROOT = Path(os.environ["KRITA_E2E_CHROOT"]) if os.environ.get("KRITA_E2E_CHROOT") else None
+TRIXIE = Path(os.environ.get("KRITA_E2E_CHROOT") or os.environ.get("INPAINT_GIMP_CHROOT") or "/var/cache/inpaint-ci/trixie")
 
 
-def require_krita() -> None:
-    missing = [] if CHROOT else harness.missing_tools()
+def require_krita(chroot: Path | None = None) -> None:
+    if chroot is not None:
+        if not (chroot / "usr" / "bin" / "krita").is_file() or not (chroot / "usr" / "bin" / "xvfb-run").is_file():
+            pytest.skip(f"no Krita 5.2 in {chroot}: .ci/setup-krita.sh installs it there (as root, after .ci/setup-gimp.sh)")
+        if os.geteuid() != 0:
+            pytest.skip(f"running the Krita in {chroot} needs root (chroot, mount)")
+        return
+    missing = harness.missing_tools()
     if not missing:
         return
     if os.environ.get("CI") == "true":
@@ -50,6 +58,7 @@ class Run:
     out: Path
     report: dict
     listing: dict | None  # GET /api/v1/models of the backend the run used
+    chroot: Path | None  # the root whose Krita ran; None: this system's
 
     def scenario(self, key: str) -> dict:
         assert key in self.report.get("scenarios", {}), f"scenario {key} did not run:\n{self.tail()}"
@@ -60,9 +69,10 @@ class Run:
         return "\n".join(lines[-40:])
 
 
-@pytest.fixture(scope="module")
-def krita(tmp_path_factory) -> Run:
-    require_krita()
+@pytest.fixture(scope="module", params=["system", "trixie"])
+def krita(request, tmp_path_factory) -> Run:
+    chroot = TRIXIE if request.param == "trixie" else None
+    require_krita(chroot)
     tmp = tmp_path_factory.mktemp("krita_e2e")
     url, server = os.environ.get("KRITA_E2E_BACKEND_URL"), None
     if not url:
@@ -78,16 +88,16 @@ def krita(tmp_path_factory) -> Run:
             listing = None
         out = tmp / "out"
         # In a chroot the backend's Python is out of Krita's reach: no Start backend scenario there.
-        start_url = "" if CHROOT else f"http://127.0.0.1:{free_port()}"
+        start_url = "" if chroot else f"http://127.0.0.1:{free_port()}"
         code, log, seconds = harness.run_krita(url, out, down_url=f"http://127.0.0.1:{free_port()}",
-                                               start_url=start_url, chroot=CHROOT)
+                                               start_url=start_url, chroot=chroot)
     finally:
         if server is not None:
             stop_server(server)
     report_path = out / "report.json"
     report = json.loads(report_path.read_text()) if report_path.is_file() else {}
-    print(f"Krita ran {seconds:.1f} s, exit {code}")
-    return Run(code, log, seconds, out, report, listing)
+    print(f"Krita ({request.param}) ran {seconds:.1f} s, exit {code}")
+    return Run(code, log, seconds, out, report, listing, chroot)
 
 
 # -- reading what the self-test dumped -------------------------------------------------------------
@@ -151,7 +161,7 @@ def test_krita_loaded_the_plugin_and_ran_every_scenario(krita):
     assert krita.report["actions"] == {"inpaint_selection_fill": True, "inpaint_selection_compare": True,
                                        "inpaint_selection_cancel": True}
     assert krita.report["shortcut"] == "Ctrl+Alt+Shift+F"
-    expected = {"empty", "down", "start", "u16", "f32", "visible", "compare", "u8"} - ({"start"} if CHROOT else set())
+    expected = {"empty", "down", "start", "u16", "f32", "visible", "compare", "u8"} - ({"start"} if krita.chroot else set())
     assert set(krita.report["scenarios"]) == expected
 
 
@@ -245,7 +255,7 @@ def test_backend_down_is_explained_and_start_is_offered(krita):
 
 
 def test_start_backend_button_starts_a_backend_that_stops_with_krita(krita):
-    if CHROOT:
+    if krita.chroot:
         pytest.skip("the backend's Python is not inside the chroot")
     s = krita.scenario("start")
     assert s["button_visible"] and s["running_after_click"]

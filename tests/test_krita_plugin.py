@@ -623,10 +623,63 @@ def test_cli_install_plugins_krita(profile, capsys):
     assert "enable_inpaint_selection=true" in (profile / "config" / "kritarc").read_text()
 
 
+def fake_python3(folder: Path, venv: bool) -> Path:
+    folder.mkdir(parents=True)
+    if venv:
+        (folder.parent / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    python3 = folder / "python3"
+    python3.write_text("#!/bin/sh\n")
+    python3.chmod(0o755)
+    return python3
+
+
+def test_install_says_how_to_start_krita_when_this_shells_python_would_break_it(profile, monkeypatch, capsys):
+    venv_python = fake_python3(profile / "venv" / "bin", venv=True)
+    system = fake_python3(profile / "usr" / "bin", venv=False).parent
+    venv_first = {"PATH": f"{venv_python.parent}:{system}"}
+    [note] = installer.python_environment_notes(venv_first)
+    assert f"virtual environment's ({venv_python})" in note and "No module named 'PyQt5'" in note
+    assert note.endswith(f"from this shell with: env PATH={system} krita")
+    assert installer.python_environment_notes({"PATH": f"{system}:{venv_python.parent}"}) == []  # Debian's python3 wins
+    [note] = installer.python_environment_notes({"PATH": str(system), "PYTHONHOME": "/opt/py"})
+    assert "PYTHONHOME is set" in note and note.endswith(f"env -u PYTHONHOME PATH={system} krita")
+
+    from backend.cli import main
+
+    monkeypatch.setenv("PATH", venv_first["PATH"])
+    monkeypatch.delenv("PYTHONHOME", raising=False)
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    assert main(["install-plugins", "--krita"]) == 0
+    assert "krita: note: Krita started from this shell would load no Python plugins" in capsys.readouterr().err
+    monkeypatch.setenv("PATH", str(system))
+    assert main(["install-plugins", "--krita"]) == 0
+    assert "note:" not in capsys.readouterr().err
+
+
 def test_set_ini_value_edits_only_its_line():
     assert installer.set_ini_value("", "python", "k", "v") == "[python]\nk=v\n"
     assert installer.set_ini_value("[a]\nx=1\n", "python", "k", "v") == "[a]\nx=1\n\n[python]\nk=v\n"
     assert installer.set_ini_value("[python]\nk=old\nz=2\n", "python", "k", "v") == "[python]\nk=v\nz=2\n"
+
+
+def python_with_pyqt() -> str | None:
+    """Debian's Python with its PyQt5 (what Krita 5 embeds), or this one if it has a PyQt; None if neither has."""
+    for python in ("/usr/bin/python3", sys.executable):
+        has_qt = "import importlib.util as u, sys; sys.exit(not (u.find_spec('PyQt5') or u.find_spec('PyQt6')))"
+        if Path(python).is_file() and subprocess.run([python, "-c", has_qt]).returncode == 0:
+            return python
+    return None
+
+
+def test_docker_scrolls_so_it_fits_a_768_px_screen():
+    """The docker's content sits in a scroll area, so Krita can give the docker far less height than its controls
+    need (tests/krita/qt_compat_check.py builds the real docker offscreen and checks its size hints)."""
+    python = python_with_pyqt()
+    if python is None:
+        pytest.skip("no Python with PyQt5 or PyQt6 here (Debian: apt-get install python3-pyqt5)")
+    res = subprocess.run([python, str(ROOT / "tests" / "krita" / "qt_compat_check.py")], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0 and res.stdout.startswith("ok (Qt "), res.stdout + res.stderr
 
 
 def test_krita_api_is_importable_without_krita():

@@ -6,7 +6,7 @@ import secrets
 import time
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from backend import jsonlimits
 from backend.api.errors import ApiError, error_response
@@ -112,6 +112,7 @@ def parse_fill_request(service) -> FillRequest:
         mh, mw = req.mask.shape
         raise ApiError(400, "size_mismatch", f"image is {iw}x{ih} but mask is {mw}x{mh}; they must match")
     service.engine(model).parse_params(req.params)  # bad options fail now, not in the queue
+    g.fill_request = req  # for the request's log line
     return req
 
 
@@ -133,12 +134,30 @@ def result_response(result: FillResult, started: float) -> Response:
     return resp
 
 
+def prefers_async() -> bool:
+    """`Prefer: respond-async` (RFC 7240): answer 202 with the job instead of waiting for the fill."""
+    prefs = (p.split(";")[0].split("=")[0].strip().lower() for p in request.headers.get("Prefer", "").split(","))
+    return "respond-async" in prefs
+
+
+def job_accepted(job) -> Response:
+    """202 with the job's state and its URL in Location."""
+    resp = jsonify(job.as_dict())
+    resp.status_code = 202
+    resp.headers["Location"] = f"/api/v1/jobs/{job.id}"
+    return resp
+
+
 @bp.post("/api/v1/inpaint")
 def inpaint():
     service = current_app.extensions["inpaint"]
     start = time.perf_counter()
     req = parse_fill_request(service)
     job = service.worker.submit(lambda progress: service.fill(req, progress))
+    if prefers_async():
+        resp = job_accepted(job)
+        resp.headers["Preference-Applied"] = "respond-async"
+        return resp
     job.done.wait()
     if job.state != DONE:
         return error_response(job.error) if job.error else (jsonify(error="cancelled", detail=job.message), 409)

@@ -6,7 +6,7 @@ import time
 from flask import Blueprint, current_app, jsonify
 
 from backend.api.errors import ApiError, error_response
-from backend.api.inpaint import parse_fill_request, result_response
+from backend.api.inpaint import job_accepted, parse_fill_request, result_response
 from backend.jobs import CANCELLED, DONE, FAILED
 
 bp = Blueprint("jobs", __name__)
@@ -23,11 +23,7 @@ def _job(job_id: str):
 def submit():
     service = current_app.extensions["inpaint"]
     req = parse_fill_request(service)
-    job = service.worker.submit(lambda progress: service.fill(req, progress))
-    resp = jsonify(job.as_dict())
-    resp.status_code = 202
-    resp.headers["Location"] = f"/api/v1/jobs/{job.id}"
-    return resp
+    return job_accepted(service.worker.submit(lambda progress: service.fill(req, progress)))
 
 
 @bp.get("/api/v1/jobs/<job_id>")

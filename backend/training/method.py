@@ -197,6 +197,11 @@ class Method(ABC):
     def build_schedulers(self, optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, Any]:
         return {}
 
+    def features(self) -> nn.Module | None:
+        """The frozen loss network training reads, built on first call (None: the method has none). The trainer
+        calls it before the first step, so missing weights are reported before any training output."""
+        return None
+
     @abstractmethod
     def train_step(self, image: torch.Tensor, hole: torch.Tensor, ctx: StepContext, step: int) -> dict[str, float]:
         """One training step on a batch; returns the losses to log (plain floats)."""

@@ -297,6 +297,8 @@ class Trainer:
         method = self.cls(cfg, d.device)
         optimizers = method.build_optimizers()
         schedulers = method.build_schedulers(optimizers)
+        with torch.random.fork_rng(devices=[]):  # loaded (or refused) now; building it draws no training randomness
+            method.features()
         # Configs saved before the "precision" key resume as "auto", their "amp" deciding fp32.
         ctx = StepContext(optimizers, d.device, amp=bool(cfg.get("amp", True)), cpu_bf16=cfg.get("cpu_bf16", False),
                           precision=cfg.get("precision", "auto"))

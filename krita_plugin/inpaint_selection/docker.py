@@ -19,6 +19,8 @@ from .qt import (
     QListWidgetItem,
     QProgressBar,
     QPushButton,
+    QScrollArea,
+    QSize,
     QSpinBox,
     QStandardItem,
     QStandardItemModel,
@@ -31,6 +33,22 @@ from .settings import Blend, Source
 SHORTCUT_HINT = "Ctrl+Alt+Shift+F"
 _COLOURS = {Connection.CONNECTED: "#3a3", Connection.DOWN: "#c33", Connection.ERROR: "#c33",
             Connection.CHECKING: "#aa3", Connection.STARTING: "#aa3", Connection.UNKNOWN: "#888"}
+
+
+class _Scroll(QScrollArea):
+    """Scrolls the docker's content vertically only: never narrower than the content, but it may be given any
+    height (down to a few lines) and asks for all of it where there is room (QScrollArea's own hint stops at
+    about 24 lines)."""
+
+    def _extra(self) -> int:
+        return self.verticalScrollBar().sizeHint().width() + 2 * self.frameWidth()
+
+    def sizeHint(self):
+        content = self.widget().sizeHint()
+        return QSize(content.width() + self._extra(), content.height() + 2 * self.frameWidth())
+
+    def minimumSizeHint(self):
+        return QSize(self.widget().minimumSizeHint().width() + self._extra(), super().minimumSizeHint().height())
 
 
 def _spin(lo: int, hi: int, value: int, tip: str, special: str = "") -> QSpinBox:
@@ -133,7 +151,15 @@ class InpaintDocker(krita_api.DockWidget):
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.message)
         layout.addStretch(1)
-        self.setWidget(root)
+        # Scrolls rather than growing past the window: on a 768 px screen, beside other dockers, the
+        # controls are taller than the space Krita gives the docker, and the last message fell off the bottom.
+        scroll = _Scroll()
+        scroll.setObjectName("docker_scroll")
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(root)
+        self.setWidget(scroll)
 
         self.url.editingFinished.connect(lambda: c.update_settings(url=self.url.text().strip()))
         self.token.editingFinished.connect(lambda: c.update_settings(token=self.token.text()))

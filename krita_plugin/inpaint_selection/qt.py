@@ -25,6 +25,7 @@ Qt = QtCore.Qt
 QObject = QtCore.QObject
 QTimer = QtCore.QTimer
 QByteArray = QtCore.QByteArray
+QSize = QtCore.QSize
 Signal = QtCore.pyqtSignal
 Slot = QtCore.pyqtSlot
 QImage = QtGui.QImage

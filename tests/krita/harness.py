@@ -76,6 +76,28 @@ def prepare_profile(on_disk: Path, seen_as: Path, url: str) -> dict[str, str]:
                 PATH="/usr/sbin:/usr/bin:/sbin:/bin")
 
 
+@contextlib.contextmanager
+def chroot_mounts(root: Path):
+    """proc, dev and dev/pts mounted inside `root` while Krita runs there, under the lock every run in that chroot
+    takes (gimp_plugin/ci/gimp3-batch.sh): one run at a time, and no run loses its mounts to another's clean-up."""
+    import fcntl
+
+    with open(root / ".gimp3-batch.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        mounted = []
+        try:
+            for target, how in (("proc", ["-t", "proc", "proc"]), ("dev", ["--bind", "/dev"]),
+                                ("dev/pts", ["--bind", "/dev/pts"])):
+                if subprocess.run(["mountpoint", "-q", str(root / target)]).returncode != 0:
+                    subprocess.run(["mount", *how, str(root / target)], check=True)
+                    mounted.append(root / target)
+            yield
+        finally:
+            for target in reversed(mounted):
+                if subprocess.run(["umount", str(target)]).returncode != 0:
+                    subprocess.run(["umount", "-l", str(target)])
+
+
 def run_krita(url: str, out: Path, down_url: str = "http://127.0.0.1:9", start_url: str = "",
               screenshot: bool = False, profile: Path = PROFILE, timeout: float = 180,
               chroot: Path | None = None) -> tuple[int, str, float]:
@@ -83,7 +105,7 @@ def run_krita(url: str, out: Path, down_url: str = "http://127.0.0.1:9", start_u
 
     down_url: where nothing listens; start_url: a free port for the docker's Start backend button ("" skips it).
     chroot: run the Krita installed in that root (e.g. Debian trixie's 5.2) instead of this system's; it shares
-    the network, and needs proc, dev and dev/pts mounted.
+    the network (the backend stays outside), and proc, dev and dev/pts are mounted for the run (needs root).
     """
     def on_disk(path: Path) -> Path:
         return Path(chroot) / path.relative_to("/") if chroot else path
@@ -100,16 +122,17 @@ def run_krita(url: str, out: Path, down_url: str = "http://127.0.0.1:9", start_u
     env = {k: v for k, v in os.environ.items() if not k.startswith(("QT_", "XDG_", "PYTHON", "INPAINT_SELFTEST"))}
     env.update(krita_env)
     start = time.monotonic()
-    # A session of its own, so a timeout ends Xvfb and Krita too, not just the xvfb-run script.
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            errors="replace", start_new_session=True)
-    try:
-        log, _ = proc.communicate(timeout=timeout)
-        code = proc.returncode
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        log, _ = proc.communicate()
-        code, log = -1, log + f"\n[harness] killed after {timeout:.0f} s"
+    with chroot_mounts(Path(chroot)) if chroot else contextlib.nullcontext():
+        # A session of its own, so a timeout ends Xvfb and Krita too, not just the xvfb-run script.
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                errors="replace", start_new_session=True)
+        try:
+            log, _ = proc.communicate(timeout=timeout)
+            code = proc.returncode
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            log, _ = proc.communicate()
+            code, log = -1, log + f"\n[harness] killed after {timeout:.0f} s"
     if chroot:
         shutil.copytree(on_disk(seen_out), out, dirs_exist_ok=True)
     (out / "krita.log").write_text(log)

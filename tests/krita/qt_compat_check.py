@@ -40,6 +40,14 @@ assert items.item(0).isEnabled() and not items.item(1).isEnabled() and "no weigh
 assert dock.compare_list.item(0).checkState() == qt.Qt.CheckState.Checked
 assert "Connected" in dock.status_label.text()
 
+# The controls scroll: the docker shrinks to far less than their height (a 768 px screen shared with other dockers).
+scroll = dock.widget()
+assert isinstance(scroll, qt.QScrollArea) and scroll.widgetResizable() and scroll.widget().isAncestorOf(dock.message)
+content = scroll.widget().sizeHint().height()
+assert dock.minimumSizeHint().height() < 200 < content, (dock.minimumSizeHint().height(), content)
+assert scroll.sizeHint().height() >= content  # where there is room, it still asks for all of it
+assert dock.minimumSizeHint().width() >= scroll.widget().minimumSizeHint().width()  # no sideways scrolling
+
 dock.fill_button.click()  # no document open
 assert dock.message.text() == messages.NO_DOCUMENT, dock.message.text()
 

@@ -346,11 +346,17 @@ class SelfTest(Extension):
                     docker_message=self.docker().findChild(QLabel, "message_label").text())
         self.dump("u8", doc, base, self.report["scenarios"]["u8"], before)
         if SCREENSHOT:
+            shown = {}
             for dock in Krita.instance().dockers():  # room for the whole docker beside the Layers docker
-                if dock.objectName() not in ("inpaint_selection_docker", "KisLayerBox"):
+                if dock.objectName() in ("inpaint_selection_docker", "KisLayerBox"):
+                    shown[dock.objectName()] = dock
+                else:
                     dock.hide()
             window = Krita.instance().activeWindow().qwindow()
             window.setGeometry(0, 0, 1280, 1024)
+            if len(shown) == 2:  # the docker scrolls, so Krita may give it little height: give it what it asks for
+                docker = shown["inpaint_selection_docker"]
+                window.resizeDocks([shown["KisLayerBox"], docker], [240, docker.sizeHint().height()], Qt.Vertical)
             yield self.pause(1.5)  # let the window repaint
             QApplication.primaryScreen().grabWindow(0).save(os.path.join(OUT, "screenshot.png"))
         Krita.instance().action("edit_undo").trigger()
