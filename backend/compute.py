@@ -1,8 +1,8 @@
 """How the learned networks run on a device: memory format and precision, decided here for training and serving.
 
-Convolutions are what these networks spend their time on. oneDNN (CPU) and cuDNN (tensor cores) run them
-fastest on channels-last tensors, and a CPU with native bfloat16 (AVX512-BF16 or AMX) runs bf16 convolutions
-several times faster than fp32. A CPU without it (AVX2 only) emulates bf16, tens of times slower than fp32, so
+Convolutions are what these networks spend their time on. cuDNN (tensor cores) runs them fastest on
+channels-last tensors, and so does oneDNN on a CPU with native bfloat16 (AVX512-BF16 or AMX), which runs
+bf16 channels-last convolutions several times faster than fp32. A CPU without it (AVX2 only) emulates bf16, tens of times slower than fp32, so
 bf16 is the CPU default only where the hardware has it.
 """
 from __future__ import annotations
@@ -61,9 +61,12 @@ def serving_precision(device: torch.device) -> str:
 
 
 def channels_last(device: torch.device, setting: Any = "auto") -> bool:
-    """Channels-last on CPU and CUDA by default; MPS kernels are tuned for NCHW, and some ops lack NHWC there."""
+    """Channels-last by default on CUDA and on CPUs with native bf16, where the fast kernels want it.
+
+    On an AVX2-only CPU fp32 channels-last trained ISNet short and CISI-net small 15-20 % slower than NCHW
+    (benchmarks/train_speed.py), and MPS kernels are tuned for NCHW: those stay NCHW."""
     if setting is None or setting == "auto":
-        return device.type in ("cpu", "cuda")
+        return device.type == "cuda" or device.type == "cpu" and native_cpu_bf16()
     return bool(setting)
 
 

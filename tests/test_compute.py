@@ -68,11 +68,15 @@ def test_serving_precision_follows_the_flag_and_the_hardware(monkeypatch):
         compute.set_serving_cpu_bf16("maybe")
 
 
-def test_channels_last_where_the_kernels_want_it():
+def test_channels_last_where_the_kernels_want_it(monkeypatch):
+    simulate_cpu(monkeypatch, bf16=False)  # AVX2 only: fp32 NCHW is as fast or faster there
+    assert compute.memory_format(CPU) is torch.contiguous_format
+    assert compute.memory_format(CPU, True) is torch.channels_last
+    simulate_cpu(monkeypatch, bf16=False, amx=True)
     assert compute.memory_format(CPU) is torch.channels_last
+    assert compute.memory_format(CPU, False) is torch.contiguous_format
     assert compute.memory_format(torch.device("cuda")) is torch.channels_last
     assert compute.memory_format(torch.device("mps")) is torch.contiguous_format
-    assert compute.memory_format(CPU, False) is torch.contiguous_format
     net = compute.place_network(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Linear(2, 2)), CPU)
     assert net[0].weight.is_contiguous(memory_format=torch.channels_last)
     batch = compute.place_batch(torch.rand(2, 3, 8, 8), CPU)
