@@ -56,6 +56,9 @@ def is_loopback(host: str) -> bool:
 
 def serve(config: ServerConfig, host: str = "127.0.0.1", port: int = 7860, threads: int = 16) -> None:
     """Run under waitress (works on Linux, macOS and Windows); blocks until interrupted."""
+    if not 1 <= config.max_waiting_fills < threads:
+        raise ValueError(f"--max-waiting-fills must be from 1 to {threads - 1}: the server has {threads} threads, "
+                         "and health and cancel need one left")
     from waitress import serve as waitress_serve
 
     if not is_loopback(host) and not config.token:
@@ -64,5 +67,9 @@ def serve(config: ServerConfig, host: str = "127.0.0.1", port: int = 7860, threa
     service = app.extensions["inpaint"]
     print(f"inpaint-backend on http://{host}:{port}  device={service.device}  default model={service.registry.default}", flush=True)
     # The upload limit is enforced by Flask; waitress's own limit is raised so it does not cut requests first.
+    # Idle connections are closed after idle_timeout (checked every second) and 500 may be open, so a
+    # hundred idle ones neither lock others out nor linger. A lookahead of one request keeps reading each
+    # connection while its request runs: that is how waitress notices a client that hung up.
     waitress_serve(app, host=host, port=port, threads=threads, max_request_body_size=config.max_upload_mb * 2**20 + 2**20,
-                   ident="inpaint-backend", channel_timeout=300)
+                   ident="inpaint-backend", channel_timeout=config.idle_timeout, cleanup_interval=1,
+                   connection_limit=500, channel_request_lookahead=1)

@@ -103,13 +103,13 @@ class Server:
                              headers=headers or {}, timeout=timeout)
 
 
-def start_server(tmp: Path, *extra: str) -> Server:
+def start_server(tmp: Path, *extra: str, command: tuple[str, ...] = ("-m", "backend.cli")) -> Server:
     port = free_port()
     models = tmp / "models"
     models.mkdir(exist_ok=True)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "backend.cli", "serve", "--port", str(port), "--device", "cpu", "--models-dir", str(models), *extra],
+        [sys.executable, *command, "serve", "--port", str(port), "--device", "cpu", "--models-dir", str(models), *extra],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60

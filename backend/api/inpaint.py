@@ -11,7 +11,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from backend.api.errors import ApiError, error_response
 from backend.images import b64decode, decode_image, decode_mask, encode_png
-from backend.jobs import DONE
+from backend.jobs import DONE, RETRY_AFTER_S
 from backend.request import Blend, FillRequest, FillResult, Output
 
 bp = Blueprint("inpaint", __name__)
@@ -106,6 +106,10 @@ def parse_fill_request(service) -> FillRequest:
         ih, iw = req.image.shape[:2]
         mh, mw = req.mask.shape
         raise ApiError(400, "size_mismatch", f"image is {iw}x{ih} but mask is {mw}x{mh}; they must match")
+    longest = max(req.mask.shape)
+    for name, px in (("grow", req.grow), ("feather", req.feather)):
+        if abs(px) > longest:  # past the image's longer side it only selects everything (or nothing)
+            raise ApiError(400, "bad_field", f"'{name}' is {px} px, more than the image's longer side ({longest} px)")
     service.engine(model).parse_params(req.params)  # bad options fail now, not in the queue
     return req
 
@@ -128,13 +132,29 @@ def result_response(result: FillResult, started: float) -> Response:
     return resp
 
 
+def queue_fill(service, req: FillRequest, keep: bool = True):
+    return service.worker.submit(lambda progress: service.fill(req, progress), pixels=req.mask.size, keep=keep)
+
+
 @bp.post("/api/v1/inpaint")
 def inpaint():
     service = current_app.extensions["inpaint"]
     start = time.perf_counter()
-    req = parse_fill_request(service)
-    job = service.worker.submit(lambda progress: service.fill(req, progress))
-    job.done.wait()
+    # A waiting call holds a server thread: past the limit it is refused, so health, polling and cancel always get one.
+    if not service.waiting_fills.acquire(blocking=False):
+        raise ApiError(429, "busy", f"{service.config.max_waiting_fills} synchronous fills are already waiting: retry "
+                                    "later, or queue it with POST /api/v1/jobs", RETRY_AFTER_S)
+    try:
+        req = parse_fill_request(service)
+        job = queue_fill(service, req, keep=False)
+        # waitress sets this (with channel_request_lookahead) to tell when the client has hung up.
+        gone = request.environ.get("waitress.client_disconnected")
+        while not job.done.wait(0.2):
+            if gone is not None and gone():
+                service.worker.cancel_job(job)
+                return jsonify(error="cancelled", detail="the client disconnected"), 409
+    finally:
+        service.waiting_fills.release()
     if job.state != DONE:
         return error_response(job.error) if job.error else (jsonify(error="cancelled", detail=job.message), 409)
     return result_response(job.result, start)
