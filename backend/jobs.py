@@ -92,16 +92,24 @@ class Worker:
         """
         job = Job(id=f"{next(self._counter)}-{secrets.token_hex(6)}", work=work, pixels=pixels, kept=keep)
         with self._lock:
-            held = sum(j.pixels for j in self._open.values())
-            if self._open and held + pixels > self._max_pixels:
-                raise QueueFull(f"the queue holds {held / 1e6:.1f} MP of images; this one ({pixels / 1e6:.1f} MP) would pass "
-                                f"the server's limit of {self._max_pixels / 1e6:.1f} MP: retry when it has room")
+            self._check_room(pixels)
             self._open[job.id] = job
             if keep:
                 self._jobs[job.id] = job
                 self._prune()
         self._queue.put(job)
         return job
+
+    def check_room(self, pixels: int) -> None:
+        """Raise QueueFull when a job of this many pixels would be refused now (to refuse before decoding it)."""
+        with self._lock:
+            self._check_room(pixels)
+
+    def _check_room(self, pixels: int) -> None:
+        held = sum(j.pixels for j in self._open.values())
+        if self._open and held + pixels > self._max_pixels:
+            raise QueueFull(f"the queue holds {held / 1e6:.1f} MP of images; this one ({pixels / 1e6:.1f} MP) would pass "
+                            f"the server's limit of {self._max_pixels / 1e6:.1f} MP: retry when it has room")
 
     def get(self, job_id: str) -> Job | None:
         with self._lock:

@@ -10,7 +10,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from backend.api.errors import ApiError, error_response
-from backend.images import b64decode, decode_image, decode_mask, encode_png
+from backend.images import b64decode, decode_image, decode_mask, encode_png, probe
 from backend.jobs import DONE, RETRY_AFTER_S
 from backend.request import Blend, FillRequest, FillResult, Output
 
@@ -90,6 +90,8 @@ def parse_fill_request(service) -> FillRequest:
     context = fields.get("context")
     ctx = None if context in (None, "", "auto") else _int(fields, "context", 0, 0, 8192)
     seed = _int(fields, "seed", -1, -1, 2**31 - 1)
+    w, h = probe(image_bytes, "image", limit)
+    service.worker.check_room(w * h)  # a full queue refuses before spending memory on the pixels
     req = FillRequest(
         image=decode_image(image_bytes, limit, "image"),
         mask=decode_mask(mask_bytes, limit, "mask"),
