@@ -209,7 +209,8 @@ def run_train(args: argparse.Namespace, argv: list[str] | None = None) -> int:
             raise
         print(f"error: {e.code if isinstance(e, SystemExit) else e}", file=sys.stderr)
         return 2
-    print(f"done: step {result['step']}, validation {result['metrics']}, served as {result['export']}")
+    skipped = f", {result['unreadable']} unreadable photo(s) skipped" if result.get("unreadable") else ""
+    print(f"done: step {result['step']}, validation {result['metrics']}, served as {result['export']}{skipped}")
     return 0
 
 
