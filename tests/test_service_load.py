@@ -190,3 +190,23 @@ def test_the_404_states_the_store_rule_the_readme_states(server):
     rule = detail[detail.index("(") + 1:-1]
     assert rule == "finished jobs are kept for an hour; past 256 of them or 1 GiB of results, the oldest go first"
     assert rule[0].upper() + rule[1:] in " ".join((ROOT / "README.md").read_text().split())
+
+
+def test_a_full_queue_refuses_before_decoding(monkeypatch):
+    import threading
+
+    from backend.api import inpaint
+
+    app = create_app(ServerConfig(models_dir=None))
+    service = app.extensions["inpaint"]
+    service.worker = Worker(classify, max_pixels=5000)
+    release = threading.Event()
+    blocker = service.worker.submit(lambda progress: release.wait(10), pixels=4096)
+    decoded = []
+    monkeypatch.setattr(inpaint, "decode_image", lambda *a, **k: decoded.append(1))
+    img, mask = small()
+    files = {"image": (io.BytesIO(png(img)), "i.png"), "mask": (io.BytesIO(png(mask)), "m.png")}
+    r = app.test_client().post("/api/v1/jobs", data=files)
+    release.set()
+    assert r.status_code == 429 and r.get_json()["error"] == "queue_full" and decoded == []
+    assert blocker.done.wait(10)
