@@ -9,10 +9,10 @@ from __future__ import annotations
 import io
 import json
 import socket
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
 import pytest
 import requests
 from conftest import photo_like, png, rect_mask, start_server, stop_server
@@ -193,8 +193,6 @@ def test_the_404_states_the_store_rule_the_readme_states(server):
 
 
 def test_a_full_queue_refuses_before_decoding(monkeypatch):
-    import threading
-
     from backend.api import inpaint
 
     app = create_app(ServerConfig(models_dir=None))
