@@ -102,6 +102,9 @@ def serve(config: ServerConfig, port: int = 7860, threads: int = 16) -> None:
     from waitress.server import create_server
 
     host = config.host
+    if not 1 <= config.max_waiting_fills < threads:
+        raise ValueError(f"--max-waiting-fills must be from 1 to {threads - 1}: the server has {threads} threads, "
+                         "and health and cancel need one left")
     if config.token is not None and not config.token.strip():
         raise SystemExit("--token is empty: give a real token (or leave --token out to serve loopback without one)")
     if not security.is_loopback(host) and not config.token:
@@ -110,8 +113,13 @@ def serve(config: ServerConfig, port: int = 7860, threads: int = 16) -> None:
     service = app.extensions["inpaint"]
     print(f"inpaint-backend on http://{host}:{port}  device={service.device}  default model={service.registry.default}", flush=True)
     # The upload limit is enforced by Flask; waitress's own limit is raised so it does not cut requests first.
-    server = create_server(app, host=host, port=port, threads=threads, ident="inpaint-backend", channel_timeout=300,
-                           max_request_body_size=config.max_upload_mb * 2**20 + 2**20)
+    # Idle connections are closed after idle_timeout (checked every second) and 500 may be open, so a
+    # hundred idle ones neither lock others out nor linger. A lookahead of one request keeps reading each
+    # connection while its request runs: that is how waitress notices a client that hung up.
+    server = create_server(app, host=host, port=port, threads=threads, ident="inpaint-backend",
+                           max_request_body_size=config.max_upload_mb * 2**20 + 2**20,
+                           channel_timeout=config.idle_timeout, cleanup_interval=1, connection_limit=500,
+                           channel_request_lookahead=1)
     _waitress_errors_in_json(server)
     logging.basicConfig()  # as waitress.serve does: its warnings and ours reach stderr
     server.run()

@@ -52,6 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "default: none, requests carrying any Origin are refused)")
     s.add_argument("--max-pixels", type=float, default=100e6, help="largest image accepted, in pixels")
     s.add_argument("--max-upload-mb", type=int, default=512)
+    s.add_argument("--max-queued-pixels", type=float, default=64e6,
+                   help="pixels that queued and running jobs may hold; past it new work gets 429 (one job always fits)")
+    s.add_argument("--max-waiting-fills", type=int, default=8,
+                   help="synchronous /inpaint calls waiting at once; past it they get 429 (POST /api/v1/jobs queues instead)")
+    s.add_argument("--max-job-seconds", type=float, default=600, help="a job running longer ends with an error (0: no limit)")
+    s.add_argument("--idle-timeout", type=int, default=15, help="seconds before an idle connection is closed")
 
     f = sub.add_parser("fill", help="fill IMAGE where MASK is white; IMAGE and MASK may be folders")
     f.add_argument("image", type=Path, help="image file, or a folder of images")
@@ -231,7 +237,8 @@ def run_train(args: argparse.Namespace, argv: list[str] | None = None) -> int:
             raise
         print(f"error: {e.code if isinstance(e, SystemExit) else e}", file=sys.stderr)
         return 2
-    print(f"done: step {result['step']}, validation {result['metrics']}, served as {result['export']}")
+    skipped = f", {result['unreadable']} unreadable photo(s) skipped" if result.get("unreadable") else ""
+    print(f"done: step {result['step']}, validation {result['metrics']}, served as {result['export']}{skipped}")
     return 0
 
 
@@ -362,7 +369,9 @@ def main(argv: list[str] | None = None) -> int:
 
         config = ServerConfig(models_dir=Path(args.models_dir), device=args.device, token=args.token,
                               max_pixels=int(args.max_pixels), max_upload_mb=args.max_upload_mb, host=args.host,
-                              allowed_hosts=tuple(args.allowed_host), allowed_origins=tuple(args.allowed_origin))
+                              allowed_hosts=tuple(args.allowed_host), allowed_origins=tuple(args.allowed_origin),
+                              max_queued_pixels=int(args.max_queued_pixels), max_waiting_fills=args.max_waiting_fills,
+                              max_job_seconds=args.max_job_seconds or None, idle_timeout=args.idle_timeout)
         try:
             serve(config, port=args.port)
         except ValueError as e:  # e.g. --device cuda without a GPU

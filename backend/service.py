@@ -1,6 +1,7 @@
 """What the server holds: its settings, the device, the engine registry and the model worker."""
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,10 @@ class ServerConfig:
     host: str = "127.0.0.1"  # the address served on; also a name clients may use in Host
     allowed_hosts: tuple[str, ...] = ()  # more names clients may use in Host (e.g. the machine's DNS name)
     allowed_origins: tuple[str, ...] = ()  # web origins allowed to call the API (CORS); none by default
+    max_queued_pixels: int = 64_000_000  # images held by unfinished jobs (~450 MB of 8-bit RGB and masks); one job always fits
+    max_waiting_fills: int = 8  # synchronous fills waiting at once: each holds a server thread, so the rest stay free
+    max_job_seconds: float | None = 600.0  # a job still running past this ends failed (None: no limit)
+    idle_timeout: int = 15  # seconds an idle connection stays open
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -50,7 +55,9 @@ class Service:
         # the first to use it, CPU engines run many times slower (measured 8 s instead of 0.4 s).
         torch.nn.functional.conv2d(torch.zeros(1, 1, 8, 8), torch.zeros(1, 1, 3, 3)).sum().item()
         self.registry = Registry(config.models_dir, self.device)
-        self.worker = Worker(classify)
+        self.worker = Worker(classify, max_pixels=config.max_queued_pixels, budget_s=config.max_job_seconds,
+                             size_of=lambda result: result.pixels.nbytes)
+        self.waiting_fills = threading.BoundedSemaphore(config.max_waiting_fills)
 
     def check_model(self, model: str | None) -> str:
         """Resolve a model id and make sure it can run, before any work is queued."""

@@ -112,7 +112,7 @@ class Server:
                              headers=headers or {}, timeout=timeout)
 
 
-def start_server(tmp: Path, *extra: str) -> Server:
+def start_server(tmp: Path, *extra: str, command: tuple[str, ...] = ("-m", "backend.cli")) -> Server:
     port = free_port()
     models = tmp / "models"
     models.mkdir(exist_ok=True)
@@ -120,7 +120,7 @@ def start_server(tmp: Path, *extra: str) -> Server:
     log = tmp / "server.log"  # a file, not a pipe: nobody reads a pipe, and a full one would stall the server
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "backend.cli", "serve", "--port", str(port), "--device", "cpu", "--models-dir", str(models), *extra],
+            [sys.executable, *command, "serve", "--port", str(port), "--device", "cpu", "--models-dir", str(models), *extra],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60

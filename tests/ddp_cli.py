@@ -10,8 +10,9 @@ from pathlib import Path
 
 from safetensors.torch import save_file
 
-from backend.cli import main
-from backend.training import checkpoint, trainer
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's backend, whatever is installed
+from backend.cli import main  # noqa: E402
+from backend.training import checkpoint, trainer  # noqa: E402
 
 RANK = os.environ.get("RANK", "0")
 methods = []

@@ -364,3 +364,115 @@ def test_warm_up_scales_each_step_and_composes_with_the_schedule():
     # planned 1, 1, 0.5, 0.5, 0.25, 0.25 times the warm-up's 1/4, 2/4, 3/4, then 1
     assert seen == pytest.approx([0.25, 0.5, 0.375, 0.5, 0.25, 0.25])
     assert opt.param_groups[0]["lr"] == pytest.approx(0.125)  # the schedule alone, untouched by the warm-up
+
+
+def _png_claiming(w: int, h: int) -> bytes:
+    """A PNG header for w x h with no pixels: past PIL's decompression-bomb limit, opening it raises."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) + chunk(b"IEND", b"")
+
+
+def test_corrupt_photos_are_skipped_and_counted_and_the_run_goes_on(tmp_path, capsys):
+    root = tmp_path / "set"
+    for split, n in (("train", 3), ("val", 2)):
+        (root / split).mkdir(parents=True)
+        for i in range(n):
+            cv2.imwrite(str(root / split / f"{split}{i}.jpg"), photo_like(80, 90, seed=i))
+    good = (root / "train" / "train0.jpg").read_bytes()
+    (root / "train" / "empty.jpg").write_bytes(b"")
+    (root / "train" / "cut.jpg").write_bytes(good[:200])
+    (root / "train" / "bomb.png").write_bytes(_png_claiming(30000, 30000))
+    (root / "val" / "noise.jpg").write_bytes(np.random.default_rng(0).bytes(5000))
+    assert main(train_cmd(root, tmp_path / "m", "--steps", "8", "--set", "val_every=4")) == 0
+    out = capsys.readouterr().out
+    meta = json.loads((tmp_path / "m.json").read_text())
+    skipped = meta["training"]["data"]["unreadable_photos"]
+    assert 2 <= skipped <= 4  # the validation one, and the training ones the 32 samples drew
+    assert f"{skipped} unreadable photo(s) skipped" in out and "noise.jpg" in out
+    assert set(meta["metrics"]) == {"psnr", "ssim", "l1", "psnr_image", "ssim_image"}  # over the readable photos
+
+
+def test_out_where_nothing_can_be_saved_is_refused_before_the_first_step(photos, tmp_path, capsys):
+    (tmp_path / "a-file").write_text("x")
+    assert main(train_cmd(photos, tmp_path / "a-file" / "m", "--steps", "2")) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "a-file is a file" in err and len(err.splitlines()) == 1, err
+    if os.geteuid() != 0:  # root writes anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        assert main(train_cmd(photos, locked / "m", "--steps", "2")) == 2
+        assert "not writable" in capsys.readouterr().err
+
+
+def _break_json(path: Path) -> None:
+    path.write_text('{"step": 4, "st')
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:1000])
+
+
+@pytest.mark.parametrize("damage", ["latest.json", "newest weights", "newest state"])
+def test_resume_falls_back_to_the_newest_checkpoint_that_loads(photos, tmp_path, damage, recwarn):
+    steps = ["--set", "save_every=2", "--set", "val_every=100"]
+    assert main(train_cmd(photos, tmp_path / "whole", "--steps", "6", *steps)) == 0
+    out = tmp_path / "m"
+    assert main(train_cmd(photos, out, "--steps", "4", *steps)) == 0
+    folder = tmp_path / "m.train"
+    if damage == "latest.json":
+        _break_json(folder / "latest.json")
+    elif damage == "newest weights":
+        _truncate(folder / "step-00000004.safetensors")
+    else:
+        _truncate(folder / "step-00000004.state.pt")
+    assert main(train_cmd(photos, out, "--steps", "6", "--resume")) == 0
+    a, b = final_weights(tmp_path / "whole"), final_weights(out)
+    assert all(torch.equal(a[k], b[k]) for k in a)  # from step 4 or step 2, resumed exactly
+    said = " ".join(str(w.message) for w in recwarn)
+    assert ("latest.json is unreadable" if damage == "latest.json" else "step-00000004 does not load") in said
+
+
+def test_a_run_removes_what_a_killed_save_left_and_writes_files_0644(photos, tmp_path, capsys):
+    out = tmp_path / "m"
+    folder = tmp_path / "m.train"
+    folder.mkdir()
+    left = [folder / ".step-00000002.safetensors.1a2b3c4d.tmp", tmp_path / ".m.json.5e6f7a8b.tmp",
+            tmp_path / ".m.safetensors.0badcafe.tmp"]
+    other = tmp_path / ".m-other.json.0badcafe.tmp"  # another run's: not ours to remove
+    for path in left + [other]:
+        path.write_bytes(b"partial")
+    umask = os.umask(0o022)
+    try:
+        assert main(train_cmd(photos, out, "--steps", "2")) == 0
+    finally:
+        os.umask(umask)
+    assert not any(p.exists() for p in left) and other.exists()
+    assert "removed 3 partly written file(s)" in capsys.readouterr().out
+    written = [p for p in folder.iterdir() if p.is_file()] + [tmp_path / "m.json", tmp_path / "m.safetensors"]
+    assert {oct(p.stat().st_mode & 0o777) for p in written} == {"0o644"}, [(p.name, oct(p.stat().st_mode)) for p in written]
+
+
+def test_a_size_the_method_cannot_train_at_is_refused_with_the_smallest_that_works(photos, tmp_path, capsys):
+    # The tiny network halves its map three times: at 4 px its skips no longer line up.
+    assert main(train_cmd(photos, tmp_path / "m", "--size", "4", "--steps", "2")) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: --size 4 is too small for tiny --recipe paper: the smallest that works is 8", err
+    assert main(train_cmd(photos, tmp_path / "m", "--size", "12", "--steps", "2")) == 2
+    assert "it takes multiples of 8, e.g. 16" in capsys.readouterr().err
+    assert main(train_cmd(photos, tmp_path / "m", "--size", "8", "--steps", "2")) == 0
+
+
+def test_cisi_refuses_a_size_its_networks_cannot_take(photos, tmp_path, capsys):
+    # --recipe small --size 64 crashed on the first step (the 16 px dilation of the inferred-content encoder had
+    # nothing to reflect at a quarter of 64 px; 68 is the smallest that trains). The same networks with a few
+    # channels and dilations up to 8 stop at the discriminator's coarsest scale instead, below 64 px.
+    narrow = ["--set", "dim=8", "--set", "mlp_dim=16", "--set", "d_dim=8", "--set", "dilations=[1,2,4,8]", "--set", "batch=2"]
+    argv = ["train", "--method", "cisi", "--recipe", "small", "--data", str(photos), "--out", str(tmp_path / "c"),
+            "--device", "cpu", "--steps", "1", *narrow]
+    assert main([*argv, "--size", "60"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: --size 60 is too small for cisi --recipe small: the smallest that works is 64", err

@@ -2,7 +2,7 @@
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).resolve().parents[1])]  # and this checkout's backend
 import tiny_method  # noqa: E402,F401
 
 from backend.cli import main  # noqa: E402

@@ -10,21 +10,23 @@ from backend.engines.base import OptionError
 from backend.engines.region import MaskError
 from backend.engines.registry import UnknownModel
 from backend.images import ImageError
-from backend.jobs import JobError
+from backend.jobs import RETRY_AFTER_S, JobError, QueueFull
 
 log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, detail: str):
+    def __init__(self, status: int, code: str, detail: str, retry_after: int | None = None):
         super().__init__(detail)
-        self.status, self.code, self.detail = status, code, detail
+        self.status, self.code, self.detail, self.retry_after = status, code, detail, retry_after
 
 
 def classify(e: Exception) -> JobError:
     """Map an exception from request parsing or model work to what the client is told."""
     if isinstance(e, ApiError):
-        return JobError(e.code, e.detail, e.status)
+        return JobError(e.code, e.detail, e.status, e.retry_after)
+    if isinstance(e, QueueFull):
+        return JobError("queue_full", str(e), 429, RETRY_AFTER_S)
     if isinstance(e, ImageError):
         return JobError(e.code, e.detail, e.status)
     if isinstance(e, MaskError):
@@ -46,6 +48,8 @@ class ModelNotReady(RuntimeError):
 def error_response(err: JobError):
     resp = jsonify({"error": err.code, "detail": err.detail})
     resp.status_code = err.status
+    if err.retry_after is not None:
+        resp.headers["Retry-After"] = str(err.retry_after)
     return resp
 
 

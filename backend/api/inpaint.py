@@ -11,8 +11,8 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from backend import jsonlimits
 from backend.api.errors import ApiError, error_response
 from backend.engines.base import shown, to_number
-from backend.images import b64decode, decode_image, decode_mask, encode_png
-from backend.jobs import DONE
+from backend.images import b64decode, decode_image, decode_mask, encode_png, probe
+from backend.jobs import DONE, RETRY_AFTER_S
 from backend.request import Blend, FillRequest, FillResult, Output
 
 bp = Blueprint("inpaint", __name__)
@@ -95,6 +95,8 @@ def parse_fill_request(service) -> FillRequest:
     context = fields.get("context")
     ctx = None if context in (None, "", "auto") else _int(fields, "context", 0, 0, 8192)
     seed = _int(fields, "seed", -1, -1, 2**31 - 1)
+    w, h = probe(image_bytes, "image", limit)
+    service.worker.check_room(w * h)  # a full queue refuses before spending memory on the pixels
     req = FillRequest(
         image=decode_image(image_bytes, limit, "image"),
         mask=decode_mask(mask_bytes, limit, "mask"),
@@ -111,6 +113,10 @@ def parse_fill_request(service) -> FillRequest:
         ih, iw = req.image.shape[:2]
         mh, mw = req.mask.shape
         raise ApiError(400, "size_mismatch", f"image is {iw}x{ih} but mask is {mw}x{mh}; they must match")
+    longest = max(req.mask.shape)
+    for name, px in (("grow", req.grow), ("feather", req.feather)):
+        if abs(px) > longest:  # past the image's longer side it only selects everything (or nothing)
+            raise ApiError(400, "bad_field", f"'{name}' is {px} px, more than the image's longer side ({longest} px)")
     service.engine(model).parse_params(req.params)  # bad options fail now, not in the queue
     g.fill_request = req  # for the request's log line
     return req
@@ -148,17 +154,33 @@ def job_accepted(job) -> Response:
     return resp
 
 
+def queue_fill(service, req: FillRequest, keep: bool = True):
+    return service.worker.submit(lambda progress: service.fill(req, progress), pixels=req.mask.size, keep=keep)
+
+
 @bp.post("/api/v1/inpaint")
 def inpaint():
     service = current_app.extensions["inpaint"]
     start = time.perf_counter()
-    req = parse_fill_request(service)
-    job = service.worker.submit(lambda progress: service.fill(req, progress))
-    if prefers_async():
-        resp = job_accepted(job)
+    if prefers_async():  # queued like POST /api/v1/jobs: it holds no thread while it runs
+        resp = job_accepted(queue_fill(service, parse_fill_request(service)))
         resp.headers["Preference-Applied"] = "respond-async"
         return resp
-    job.done.wait()
+    # A waiting call holds a server thread: past the limit it is refused, so health, polling and cancel always get one.
+    if not service.waiting_fills.acquire(blocking=False):
+        raise ApiError(429, "busy", f"{service.config.max_waiting_fills} synchronous fills are already waiting: retry "
+                                    "later, or queue it with POST /api/v1/jobs", RETRY_AFTER_S)
+    try:
+        req = parse_fill_request(service)
+        job = queue_fill(service, req, keep=False)
+        # waitress sets this (with channel_request_lookahead) to tell when the client has hung up.
+        gone = request.environ.get("waitress.client_disconnected")
+        while not job.done.wait(0.2):
+            if gone is not None and gone():
+                service.worker.cancel_job(job)
+                return jsonify(error="cancelled", detail="the client disconnected"), 409
+    finally:
+        service.waiting_fills.release()
     if job.state != DONE:
         return error_response(job.error) if job.error else (jsonify(error="cancelled", detail=job.message), 409)
     return result_response(job.result, start)

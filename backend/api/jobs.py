@@ -6,7 +6,7 @@ import time
 from flask import Blueprint, current_app, jsonify
 
 from backend.api.errors import ApiError, error_response
-from backend.api.inpaint import job_accepted, parse_fill_request, result_response
+from backend.api.inpaint import job_accepted, parse_fill_request, queue_fill, result_response
 from backend.jobs import CANCELLED, DONE, FAILED
 
 bp = Blueprint("jobs", __name__)
@@ -15,15 +15,14 @@ bp = Blueprint("jobs", __name__)
 def _job(job_id: str):
     job = current_app.extensions["inpaint"].worker.get(job_id)
     if job is None:
-        raise ApiError(404, "unknown_job", f"no job '{job_id}' (finished jobs are kept for an hour)")
+        raise ApiError(404, "unknown_job", f"no job '{job_id}' ({current_app.extensions['inpaint'].worker.retention()})")
     return job
 
 
 @bp.post("/api/v1/jobs")
 def submit():
     service = current_app.extensions["inpaint"]
-    req = parse_fill_request(service)
-    return job_accepted(service.worker.submit(lambda progress: service.fill(req, progress)))
+    return job_accepted(queue_fill(service, parse_fill_request(service)))
 
 
 @bp.get("/api/v1/jobs/<job_id>")
@@ -46,7 +45,6 @@ def result(job_id: str):
 
 @bp.delete("/api/v1/jobs/<job_id>")
 def cancel(job_id: str):
-    job = current_app.extensions["inpaint"].worker.cancel(job_id)
-    if job is None:
-        raise ApiError(404, "unknown_job", f"no job '{job_id}'")
+    job = _job(job_id)
+    current_app.extensions["inpaint"].worker.cancel_job(job)
     return jsonify(job.as_dict())

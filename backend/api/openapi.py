@@ -79,10 +79,11 @@ DOCUMENT = {
                                                                     "(as POST /api/v1/jobs) instead of waiting"}],
                                      "requestBody": _FILL_BODY,
                                      "responses": {"200": _PNG_RESULT, "202": _JOB, "400": _ERROR, "404": _ERROR, "409": _ERROR,
-                                                   "413": _ERROR, "415": _ERROR, "422": _ERROR}}},
+                                                   "413": _ERROR, "415": _ERROR, "422": _ERROR, "429": _ERROR}}},
         "/api/v1/jobs": {"post": {"summary": "queue a fill; answers 202 with the job",
                                   "requestBody": _FILL_BODY,
-                                  "responses": {"202": _JOB, "400": _ERROR, "404": _ERROR, "413": _ERROR, "422": _ERROR}}},
+                                  "responses": {"202": _JOB, "400": _ERROR, "404": _ERROR, "413": _ERROR, "422": _ERROR,
+                                                "429": _ERROR}}},
         "/api/v1/jobs/{job_id}": {
             "get": {"summary": "job state and progress", "parameters": _JOB_ID, "responses": {"200": _JOB, "404": _ERROR}},
             "delete": {"summary": "cancel the job", "parameters": _JOB_ID, "responses": {"200": _JOB, "404": _ERROR}},

@@ -11,6 +11,7 @@ import math
 import re
 import reprlib
 import threading
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
@@ -23,6 +24,10 @@ Status = Literal["ready", "untrained", "broken"]
 
 class Cancelled(Exception):
     """Raised inside engine work when the job that asked for it was cancelled."""
+
+
+class OutOfTime(Exception):
+    """Raised inside engine work when its job has run past the server's time budget."""
 
 
 class OptionError(ValueError):
@@ -144,8 +149,9 @@ class Progress:
     """Progress reporting and cancellation, handed down from a job to an engine.
 
     Calling it reports a fraction in 0..1 of the current span and raises
-    Cancelled once the job is cancelled, so engines only need to call it now
-    and then (e.g. once per pyramid level or iteration).
+    Cancelled once the job is cancelled, or OutOfTime once time.monotonic()
+    passes `deadline`, so engines only need to call it now and then (e.g.
+    once per pyramid level or iteration).
     """
 
     def __init__(
@@ -154,22 +160,26 @@ class Progress:
         cancel: threading.Event | None = None,
         start: float = 0.0,
         span: float = 1.0,
+        deadline: float | None = None,
     ):
         self._report = report
         self._cancel = cancel
         self._start = start
         self._span = span
+        self._deadline = deadline
 
     def __call__(self, fraction: float, message: str = "") -> None:
         if self._cancel is not None and self._cancel.is_set():
             raise Cancelled("cancelled")
+        if self._deadline is not None and time.monotonic() > self._deadline:
+            raise OutOfTime("past the time budget")
         if self._report is not None:
             f = min(max(fraction, 0.0), 1.0)
             self._report(self._start + self._span * f, message)
 
     def span(self, start: float, span: float) -> "Progress":
         """A child reporting into [start, start+span] of this one's range."""
-        return Progress(self._report, self._cancel, self._start + self._span * start, self._span * span)
+        return Progress(self._report, self._cancel, self._start + self._span * start, self._span * span, self._deadline)
 
     @property
     def cancelled(self) -> bool:

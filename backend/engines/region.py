@@ -188,6 +188,7 @@ def fill_region(engine: Engine, req: FillRequest, progress: Progress | None = No
         raise MaskError("full_mask", "after growing, the selection covers the whole image: nothing is left to fill it from")
     if not window_hole.any():
         raise MaskError("empty_mask", "after shrinking, the selection is empty")
+    progress(0.0, "selection ready")  # the first point where a cancel or the time budget can end the job
 
     params = engine.parse_params(req.params)
     channels = image.shape[2]

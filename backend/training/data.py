@@ -15,11 +15,14 @@ from typing import Any, Iterator
 import cv2
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
 
 from backend.training.masks import generate_mask
 
 SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
+# What a corrupt, truncated or oversized file raises (PIL's UnidentifiedImageError is an OSError).
+UNREADABLE = (OSError, ValueError, cv2.error, Image.DecompressionBombError)
 UNREADABLE_TRIES = 20  # photos drawn for one sample before the folder is judged unreadable
 _REDUCED = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
 
@@ -144,12 +147,18 @@ class TrainingPhotos(Dataset):
 
     Nothing is read up front: a photo's size comes from its header when a sample picks it
     (the same size every time, so item k stays fixed), so start-up does not open every file.
+    A photo that cannot be read is skipped with a warning and marked in `unreadable`, one byte per
+    photo in shared memory, so the loader workers' marks reach the trainer.
     """
 
     def __init__(self, photos: list[Path] | list[str], size: int, masks: MaskSpec, seed: int,
                  scale: tuple[float, float] = (0.25, 1.0), crop_fraction: tuple[float, float] | None = None, rotate: float = 0.0):
         self.photos, self.size, self.masks, self.seed, self.scale = PathTable(photos), size, masks, seed, scale
         self.crop_fraction, self.rotate = crop_fraction, float(rotate)
+        self.unreadable = torch.zeros(len(self.photos), dtype=torch.uint8).share_memory_()
+
+    def unreadable_photos(self) -> list[Path]:
+        return [self.photos[i] for i in self.unreadable.nonzero().flatten().tolist()]
 
     def __len__(self) -> int:
         return 2**62  # sample numbers, not photos: the stream is endless
@@ -157,12 +166,15 @@ class TrainingPhotos(Dataset):
     def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng([self.seed, k])
         for _ in range(UNREADABLE_TRIES):
-            path = self.photos[int(rng.integers(len(self.photos)))]
+            index = int(rng.integers(len(self.photos)))
+            path = self.photos[index]
             try:
                 return self._sample(rng, path)
-            except (OSError, ValueError) as e:  # a corrupt or truncated file (PIL's UnidentifiedImageError is an OSError)
+            except UNREADABLE as e:
                 # Drawn again from the same stream, so the sample stays fixed by (seed, k).
-                warnings.warn(f"skipping unreadable photo {path}: {e}", stacklevel=2)
+                if not self.unreadable[index]:
+                    warnings.warn(f"skipping unreadable photo {path}: {e}", stacklevel=2)
+                self.unreadable[index] = 1
         raise RuntimeError(f"{UNREADABLE_TRIES} photos in a row could not be read: is the --data folder readable?")
 
     def _sample(self, rng: np.random.Generator, path: Path) -> tuple[torch.Tensor, torch.Tensor]:
@@ -197,7 +209,8 @@ class ValidationPhotos(Dataset):
     Each photo gives `per_photo` crops, each with its own mask. A set with more than `crops` of
     them is validated on a fixed sample of ceil(crops / per_photo) photos drawn with `seed`
     (cut to `crops`), so a big folder costs no more than a small one; the sample depends only on
-    the photo list, never on the number of processes. A photo is decoded when first asked for, then kept.
+    the photo list, never on the number of processes. A photo is decoded when first asked for, then kept;
+    one that cannot be read gives None (with a warning, once) and is listed in `unreadable`.
     """
 
     def __init__(self, photos: list[Path] | list[str], size: int, masks: MaskSpec, per_photo: int = 2, seed: int = 1234,
@@ -210,14 +223,22 @@ class ValidationPhotos(Dataset):
         # (photo, its index in the whole list, crop number): the index seeds the mask, as it always has.
         self.items = [(Path(photos[j]), j, r) for j in chosen for r in range(per_photo)][:crops]
         self._patches: dict[Path, np.ndarray] = {}  # decoded once (500 crops of 256 px: at most ~200 MB)
+        self.unreadable: set[Path] = set()
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor] | None:
         path, j, r = self.items[k]
+        if path in self.unreadable:
+            return None
         if path not in self._patches:  # on first use, not at start-up; every later validation reuses it
-            img = read_rgb(path, _reduction(_shape(path), self.size))
+            try:
+                img = read_rgb(path, _reduction(_shape(path), self.size))
+            except UNREADABLE as e:
+                warnings.warn(f"leaving unreadable photo {path} out of validation: {e}", stacklevel=2)
+                self.unreadable.add(path)
+                return None
             side = min(img.shape[:2])
             y, x = (img.shape[0] - side) // 2, (img.shape[1] - side) // 2
             patch = cv2.resize(img[y:y + side, x:x + side], (self.size, self.size), interpolation=cv2.INTER_AREA)
@@ -236,8 +257,6 @@ def loader_workers(setting: Any = "auto") -> int:
 
 
 def _shape(path: Path) -> tuple[int, int]:
-    from PIL import Image
-
     with Image.open(path) as im:
         return im.size[1], im.size[0]
 

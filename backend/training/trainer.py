@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import glob
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from safetensors.torch import load_file
@@ -153,21 +155,25 @@ def evaluation(method: Method, ema: EMA | None):
 
 
 def validate(method: Method, ema: EMA | None, val: ValidationPhotos, device: torch.device, batch: int = 8):
-    """Mean hole PSNR, SSIM and L1 over the fixed validation set, and the first outputs for the grid."""
+    """Mean hole PSNR, SSIM and L1 over the fixed validation set (its readable photos), and the first outputs for the grid."""
     sums: dict[str, float] = {}
-    samples = []
+    samples, count = [], 0
     with evaluation(method, ema):
         gen = torch.Generator(device=device).manual_seed(0)
         for start in range(0, len(val), batch):
+            items = [item for item in (val[i] for i in range(start, min(len(val), start + batch))) if item is not None]
+            if not items:
+                continue
+            count += len(items)
             image, hole = (compute.place_batch(torch.stack(t), device, method.config.get("channels_last", "auto"))
-                           for t in zip(*(val[i] for i in range(start, min(len(val), start + batch)))))
+                           for t in zip(*items))
             out = method.inpaint(image * (1 - hole), hole, gen).clamp(0, 1)
             out = image * (1 - hole) + out * hole
             for k, v in all_metrics(out, image, hole).items():
                 sums[k] = sums.get(k, 0.0) + float(v.sum())
             if len(samples) < 6:
                 samples.extend(zip(image.cpu(), hole.cpu(), out.cpu()))
-    return {k: v / len(val) for k, v in sums.items()}, samples[:6]
+    return {k: v / count for k, v in sums.items()}, samples[:6]
 
 
 def _rng_state(device: torch.device) -> dict[str, torch.Tensor]:
@@ -255,6 +261,85 @@ def warmed_up(optimizers: dict[str, torch.optim.Optimizer], step: int, warmup: i
             g["lr"] = lr
 
 
+def check_out(stem: Path, folder: Path) -> None:
+    """Fail now, in one line, where nothing could be saved: under a file, or in a folder this user cannot write."""
+    for path in (folder, stem.parent):
+        existing = path
+        while not existing.exists():  # also False below a file
+            existing = existing.parent
+        if not existing.is_dir():
+            raise SystemExit(f"--out {stem}: {existing} is a file, so nothing can be saved under it")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise SystemExit(f"--out {stem}: {existing} is not writable")
+
+
+def step_context(cfg: dict[str, Any], optimizers: dict, device: torch.device) -> StepContext:
+    # Configs saved before the "precision" key resume as "auto", their "amp" deciding fp32.
+    return StepContext(optimizers, device, amp=bool(cfg.get("amp", True)), cpu_bf16=cfg.get("cpu_bf16", False),
+                       precision=cfg.get("precision", "auto"))
+
+
+def training_error(cls: type[Method], cfg: dict[str, Any], device: torch.device, size: int) -> Exception | None:
+    """What one training step of a fresh copy of the method raises on a random batch of two at `size` (None: it runs)."""
+    cfg = {**cfg, "size": size}
+    masks = MaskSpec(cfg["mask_kinds"], tuple(cfg["mask_ratio"]), cfg.get("mask_ratios"))
+    rng, batch = np.random.default_rng(0), min(2, int(cfg["batch"]))
+    method = None
+    try:
+        holes = [torch.from_numpy((masks.draw(rng, size) > 0).astype(np.float32))[None] for _ in range(batch)]
+        image = torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(0))
+        method = cls(cfg, device)
+        method.train_step(image.to(device), torch.stack(holes).to(device), step_context(cfg, method.build_optimizers(), device), 0)
+        return None
+    except (RuntimeError, ValueError) as e:  # torch's shape errors, BatchNorm on a 1x1 map, masks that do not fit
+        return e
+    finally:
+        del method
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+
+
+def check_size(cls: type[Method], cfg: dict[str, Any], device: torch.device, known: int) -> None:
+    """Refuse a size the method cannot train at, with the smallest that works, before the run spends anything.
+
+    Each size is tried with one step as above. `known` is a size that trains (the recipe's, or the resumed
+    run's); from the failing size the search climbs multiples of the method's `multiple` in doubling strides
+    up to it, then bisects back. Where `known` fails too, the size is not the problem: the first error is raised.
+    """
+    size, step = int(cfg["size"]), cls.multiple
+    error = training_error(cls, cfg, device, size)
+    if error is None:
+        return
+    what = f"{cls.id} --recipe {cfg.get('recipe', 'paper')}"
+    reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+
+    def works(s: int) -> bool:
+        return training_error(cls, cfg, device, s) is None
+
+    if size > known:
+        if works(known):
+            raise SystemExit(f"--size {size} does not work for {what} ({reason}); {known} does") from error
+        raise error
+    failing = size
+    if size > step and size % step:
+        up = -(-size // step) * step
+        if works(up):
+            raise SystemExit(f"--size {size} does not work for {what} ({reason}); it takes multiples of {step}, e.g. {up}") from error
+        failing = up
+    stride = step
+    candidate = (failing // step + 1) * step
+    while candidate < known and not works(candidate):
+        failing, stride = candidate, 2 * stride
+        candidate = failing + stride
+    if candidate >= known:
+        candidate = known
+        if not works(known):
+            raise error
+    while (mid := (failing + candidate) // 2 // step * step) > failing:
+        failing, candidate = (failing, mid) if works(mid) else (mid, candidate)
+    raise SystemExit(f"--size {size} is too small for {what}: the smallest that works is {candidate}") from error
+
+
 class Trainer:
     def __init__(self, opts: TrainOptions):
         self.opts = opts
@@ -262,6 +347,14 @@ class Trainer:
         self.cls = get_method(opts.method)
         self.stem = Path(opts.out)
         self.folder = self.stem.with_name(self.stem.name + ".train")
+        check_out(self.stem, self.folder)
+        if self.dist.main:  # what a save killed mid-write left (only rank 0 writes)
+            left = checkpoint.remove_partial_writes(self.folder)
+            for kind in ("safetensors", "json"):
+                left += checkpoint.remove_partial_writes(self.stem.parent, f"{glob.escape(self.stem.name)}.{kind}")
+            if left:
+                print(f"removed {len(left)} partly written file(s) of an interrupted save: "
+                      + ", ".join(p.name for p in left), flush=True)
         self.resumed = checkpoint.load_training_state(self.folder) if opts.resume else None
         if not opts.resume and (self.folder / "latest.json").exists():
             raise SystemExit(f"{self.folder} already holds a run: pass --resume to continue it, or pick another --out")
@@ -271,6 +364,7 @@ class Trainer:
             raise SystemExit("--init-from starts a new run from a checkpoint's weights, --resume continues a run: pass one")
         if self.resumed:
             self.config = dict(self.resumed[3]["config"])
+            self.trained_size = int(self.config["size"])  # a size the method is known to train at
             # A run may be extended (--steps) or changed from here on (--set, e.g. a fine-tuning switch);
             # what lives in the checkpoint (weights, optimiser state and its learning rates) is as saved.
             changed = {k: v for k, v in opts.overrides.items() if v is not None and self.config.get(k) != v}
@@ -283,25 +377,31 @@ class Trainer:
             # lets fresh Adam moments settle before full steps reach the trained weights.
             base = card.get("config") or self.cls.resolve_config(opts.recipe, {})
             self.config = {**DEFAULTS, **base, "warmup": WARM_START_WARMUP}
+            self.trained_size = int(self.config["size"])
             self.config.update({k: v for k, v in opts.overrides.items() if v is not None})
             self.config["init_from"] = {"file": str(opts.init_from), "step": card.get("step"),
                                         "metrics": card.get("metrics", {})}
         else:
             self.config = {**DEFAULTS, **self.cls.resolve_config(opts.recipe, {})}
+            self.trained_size = int(self.config["size"])
             self.config.update({k: v for k, v in opts.overrides.items() if v is not None})
         self.config["method"] = self.cls.id
+        self.datasets: tuple[TrainingPhotos | None, ValidationPhotos | None] = (None, None)  # set by run()
+        self.reported_unreadable = 0
 
     def run(self) -> dict[str, Any]:
         cfg, d = self.config, self.dist
+        # The recipe's (or the run's) own size trains; another is tried before any work, with one step of a
+        # throwaway copy. It draws from the RNG seeded next.
+        if int(cfg["size"]) != self.trained_size:
+            check_size(self.cls, cfg, d.device, self.trained_size)
         torch.manual_seed(cfg["seed"] + d.rank)
         method = self.cls(cfg, d.device)
         optimizers = method.build_optimizers()
         schedulers = method.build_schedulers(optimizers)
         with torch.random.fork_rng(devices=[]):  # loaded (or refused) now; building it draws no training randomness
             method.features()
-        # Configs saved before the "precision" key resume as "auto", their "amp" deciding fp32.
-        ctx = StepContext(optimizers, d.device, amp=bool(cfg.get("amp", True)), cpu_bf16=cfg.get("cpu_bf16", False),
-                          precision=cfg.get("precision", "auto"))
+        ctx = step_context(cfg, optimizers, d.device)
         if d.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # crops keep one size: cuDNN times kernels once per shape, keeps the fastest
         step, log = 0, []
@@ -346,6 +446,7 @@ class Trainer:
         val_crops = cfg.get("val_crops", DEFAULTS["val_crops"])  # runs saved before the key get the default cap
         val = ValidationPhotos(val_photos, size, masks, cfg["val_per_photo"], crops=val_crops) if d.main else None
         self.data_summary = summary(train_photos, val_photos, root)
+        self.datasets = data, val
         del train_photos, val_photos  # the datasets keep what they need; workers must not inherit a million strings
 
         from tqdm import tqdm
@@ -382,6 +483,7 @@ class Trainer:
                         metrics, samples = validate(method, ema, val, d.device)
                         log.append({"step": step, "val": metrics})
                         bar.write(f"step {step}: " + "  ".join(f"val {k} {v:.4f}" for k, v in metrics.items()))
+                        self._report_unreadable(bar)
                         reports.sample_grid(samples, self.folder / "samples" / f"step-{step:08d}.png")
                         with evaluation(method, ema):
                             drawn = method.drawn_samples()
@@ -400,7 +502,19 @@ class Trainer:
             bar.close()
             d.close()
         return {"step": step, "metrics": metrics, "seconds": time.perf_counter() - started, "images_per_s": images_per_s,
-                "export": str(self.stem) + ".json"}
+                "export": str(self.stem) + ".json", "unreadable": len(self.unreadable())}
+
+    def unreadable(self) -> list[Path]:
+        """The photos skipped so far because they could not be read, training and validation ones."""
+        data, val = self.datasets
+        return (data.unreadable_photos() if data else []) + sorted(val.unreadable if val else ())
+
+    def _report_unreadable(self, bar) -> None:
+        skipped = self.unreadable()
+        if len(skipped) > self.reported_unreadable:
+            self.reported_unreadable = len(skipped)
+            names = ", ".join(p.name for p in skipped[:5]) + (", ..." if len(skipped) > 5 else "")
+            bar.write(f"{len(skipped)} unreadable photo(s) skipped so far: {names}")
 
     def _save(self, method, optimizers, schedulers, ctx, ema, step, log, metrics, images_per_s) -> None:
         nets = dict(method.nets)
@@ -428,7 +542,8 @@ class Trainer:
             "config": self.config, "step": step,
             "training": {"steps": step, "of": self.config["steps"], "batch": self.config["batch"], "size": self.config["size"],
                          "gpus": self.dist.world if device.type == "cuda" else 0, "hardware": hardware,
-                         "images_per_s": round(images_per_s, 2), "data": self.data_summary},
+                         "images_per_s": round(images_per_s, 2),
+                         "data": {**self.data_summary, "unreadable_photos": len(self.unreadable())}},
             "metrics": {k: round(v, 4) for k, v in metrics.items()},
             "versions": {"torch": torch.__version__, "inpaint_backend": __version__},
         }
