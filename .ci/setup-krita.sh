@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what tests/test_krita_e2e.py needs on a fresh Debian 12 machine (run as root): Krita 5 with its
-# embedded Python and PyQt5, and a virtual X server, since Krita's GUI needs a display. Idempotent and quiet.
+# embedded Python and PyQt5, a virtual X server (Krita's GUI needs a display), and python3-venv (a test starts
+# Krita from an activated venv). Idempotent and quiet.
 # Then Krita 5.2 (Debian trixie) in the trixie chroot of .ci/setup-gimp.sh (built here if missing), so the same
 # tests also run in the current Krita; INPAINT_KRITA52=0 skips that part (the 5.2 tests then skip).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(krita python3-pyqt5 python3-sip xvfb xauth)
+packages=(krita python3-pyqt5 python3-sip python3-venv xvfb xauth)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

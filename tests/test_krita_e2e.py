@@ -5,9 +5,11 @@ One Krita run (module fixture) plays every scenario; the tests below check what 
 Skipped when Krita or xvfb-run is missing, except on CI (CI=true), where that is a failure.
 KRITA_E2E_BACKEND_URL points the run at another server instead of starting the backend, e.g. nothing
 (backend down) or tests/krita/stub_backend.py answering wrong images: the tests must then fail.
-Every test runs twice: in this system's Krita (Debian 12: 5.1) and in the Krita 5.2 of the Debian trixie chroot
-that .ci/setup-gimp.sh builds and .ci/setup-krita.sh adds Krita to (KRITA_E2E_CHROOT names another root); the
-chroot run is skipped, saying why, when that Krita is not there or the tests do not run as root.
+Every test runs three times: in this system's Krita (Debian 12: 5.1); in the Krita 5.2 of the Debian trixie chroot
+that .ci/setup-gimp.sh builds and .ci/setup-krita.sh adds Krita to (KRITA_E2E_CHROOT names another root), a run
+skipped, saying why, when that Krita is not there or the tests do not run as root; and (venv) in this system's
+Krita started from a shell with an activated virtual environment by the command `install-plugins --krita` prints
+there (test_a_plain_start_from_a_venv_... shows that a plain `krita` from that shell loads no plugin).
 """
 from __future__ import annotations
 
@@ -22,6 +24,8 @@ import numpy as np
 import pytest
 import requests
 from conftest import ROOT, free_port, start_server, stop_server
+
+from backend.install import krita as installer
 
 sys.path.insert(0, str(ROOT / "tests" / "krita"))
 import harness  # noqa: E402
@@ -50,6 +54,13 @@ def require_krita(chroot: Path | None = None) -> None:
     pytest.skip(f"{', '.join(missing)} not installed (apt-get install krita python3-pyqt5 xvfb xauth)")
 
 
+def activated_venv(tmp: Path) -> dict[str, str]:
+    """What `/usr/bin/python3 -m venv DIR && . DIR/bin/activate` changes in a shell on the system's PATH."""
+    venv = tmp / "venv"
+    subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", str(venv)], check=True)
+    return {"VIRTUAL_ENV": str(venv), "PATH": f"{venv / 'bin'}{os.pathsep}{harness.SYSTEM_PATH}"}
+
+
 @dataclass
 class Run:
     code: int
@@ -69,11 +80,15 @@ class Run:
         return "\n".join(lines[-40:])
 
 
-@pytest.fixture(scope="module", params=["system", "trixie"])
+@pytest.fixture(scope="module", params=["system", "trixie", "venv"])
 def krita(request, tmp_path_factory) -> Run:
     chroot = TRIXIE if request.param == "trixie" else None
     require_krita(chroot)
     tmp = tmp_path_factory.mktemp("krita_e2e")
+    shell, command = None, "krita"
+    if request.param == "venv":
+        shell = activated_venv(tmp)
+        command = installer.start_command(shell)  # what install-plugins tells the user to type in that shell
     url, server = os.environ.get("KRITA_E2E_BACKEND_URL"), None
     if not url:
         (tmp / "models").mkdir()
@@ -90,7 +105,7 @@ def krita(request, tmp_path_factory) -> Run:
         # In a chroot the backend's Python is out of Krita's reach: no Start backend scenario there.
         start_url = "" if chroot else f"http://127.0.0.1:{free_port()}"
         code, log, seconds = harness.run_krita(url, out, down_url=f"http://127.0.0.1:{free_port()}",
-                                               start_url=start_url, chroot=chroot)
+                                               start_url=start_url, chroot=chroot, shell=shell, command=command)
     finally:
         if server is not None:
             stop_server(server)
@@ -263,6 +278,18 @@ def test_start_backend_button_starts_a_backend_that_stops_with_krita(krita):
     assert s["fill_ok"], s["fill_message"]
     assert s["new_layers"] == [f"Inpaint: {default_model(krita)}"]
     assert s["running_before_quit"] and not s["running_after_quit"] and s["after_quit"] == "not_running"
+
+
+def test_a_plain_start_from_a_venv_loads_no_python_plugin_as_install_plugins_warns(tmp_path):
+    """The venv run's control: from the same shell, plain `krita` starts a Krita whose Python lacks PyQt5, so no
+    plugin (not even the self-test, which would end Krita) loads; the harness kills it."""
+    require_krita()
+    shell = activated_venv(tmp_path)
+    [note] = installer.python_environment_notes(shell)
+    assert "virtual environment's" in note and note.endswith(installer.start_command(shell))
+    code, log, _ = harness.run_krita("http://127.0.0.1:9", tmp_path / "out", shell=shell, timeout=40)
+    assert "No module named 'PyQt5'" in log, log[-3000:]
+    assert code == -1 and not (tmp_path / "out" / "report.json").exists()
 
 
 def test_docker_and_png_decoder_under_kritas_pyqt():

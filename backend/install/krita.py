@@ -93,17 +93,22 @@ def python_environment_notes(env: dict[str, str] | None = None) -> list[str]:
     """
     env = os.environ if env is None else env
     causes = [f"{var} is set" for var in ("PYTHONHOME", "PYTHONPATH") if env.get(var)]
-    folders = env.get("PATH", "").split(os.pathsep)
     first = shutil.which("python3", path=env.get("PATH", "")) if sys.platform != "win32" else None
     if first and _is_venv_bin(str(Path(first).parent)):
         causes.append(f"the first python3 on PATH is a virtual environment's ({first})")
     if not causes:
         return []
-    clean = os.pathsep.join(f for f in folders if not _is_venv_bin(f))
-    unset = " ".join(f"-u {var}" for var in ("PYTHONHOME", "PYTHONPATH") if env.get(var))
-    command = f"env {unset + ' ' if unset else ''}PATH={shlex.quote(clean)} krita"
     return [f"Krita started from this shell would load no Python plugins ({'; '.join(causes)}; its log would say "
-            f"\"No module named 'PyQt5'\"). Start Krita from the desktop menu, or from this shell with: {command}"]
+            f"\"No module named 'PyQt5'\"). Start Krita from the desktop menu, or from this shell with: "
+            f"{start_command(env)}"]
+
+
+def start_command(env: dict[str, str]) -> str:
+    """A shell command line that starts Krita from a shell with `env` without what breaks its Python:
+    no PYTHONHOME or PYTHONPATH, no virtual environment's bin/ on PATH."""
+    clean = os.pathsep.join(f for f in env.get("PATH", "").split(os.pathsep) if not _is_venv_bin(f))
+    unset = " ".join(f"-u {var}" for var in ("PYTHONHOME", "PYTHONPATH") if env.get(var))
+    return f"env {unset + ' ' if unset else ''}PATH={shlex.quote(clean)} krita"
 
 
 def _plugin_files() -> list[tuple[Path, str]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -23,6 +24,9 @@ from backend.install import krita as installer  # noqa: E402
 # Kept between runs: Krita builds its resource database on a fresh profile (about 20 s).
 PROFILE = Path(tempfile.gettempdir()) / "inpaint-krita-e2e-profile"
 SELFTEST = "inpaint_selftest"
+# Krita's embedded Python finds its library from the python3 on PATH: it must be the system one (with PyQt5),
+# not the pyenv/venv Python running the tests.
+SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def missing_tools() -> list[str]:
@@ -70,10 +74,7 @@ def prepare_profile(on_disk: Path, seen_as: Path, url: str) -> dict[str, str]:
     p = seen_as
     return dict(HOME=str(p), XDG_DATA_HOME=str(p / "data"), XDG_CONFIG_HOME=str(p / "config"),
                 XDG_CACHE_HOME=str(p / "cache"), XDG_RUNTIME_DIR=str(p / "runtime"), TMPDIR=str(p / "tmp"),
-                LANG="C.UTF-8",
-                # Krita's embedded Python finds its library from the python3 on PATH: it must be the system
-                # one (with PyQt5), not the pyenv/venv Python running the tests.
-                PATH="/usr/sbin:/usr/bin:/sbin:/bin")
+                LANG="C.UTF-8", PATH=SYSTEM_PATH)
 
 
 @contextlib.contextmanager
@@ -100,12 +101,15 @@ def chroot_mounts(root: Path):
 
 def run_krita(url: str, out: Path, down_url: str = "http://127.0.0.1:9", start_url: str = "",
               screenshot: bool = False, profile: Path = PROFILE, timeout: float = 180,
-              chroot: Path | None = None) -> tuple[int, str, float]:
+              chroot: Path | None = None, shell: dict[str, str] | None = None,
+              command: str = "krita") -> tuple[int, str, float]:
     """Start Krita, let the self-test drive the plugin, return (exit code, log, seconds).
 
     down_url: where nothing listens; start_url: a free port for the docker's Start backend button ("" skips it).
     chroot: run the Krita installed in that root (e.g. Debian trixie's 5.2) instead of this system's; it shares
     the network (the backend stays outside), and proc, dev and dev/pts are mounted for the run (needs root).
+    shell: variables of the user's shell that Krita inherits over the clean ones (e.g. an activated venv's);
+    command: the shell command line that starts Krita in it, e.g. the one install-plugins prints.
     """
     def on_disk(path: Path) -> Path:
         return Path(chroot) / path.relative_to("/") if chroot else path
@@ -116,7 +120,8 @@ def run_krita(url: str, out: Path, down_url: str = "http://127.0.0.1:9", start_u
     krita_env = prepare_profile(on_disk(profile), profile, url)
     krita_env.update(INPAINT_SELFTEST_OUT=str(seen_out), INPAINT_SELFTEST_DOWN_URL=down_url,
                      INPAINT_SELFTEST_START_URL=start_url, INPAINT_SELFTEST_SCREENSHOT="1" if screenshot else "")
-    cmd = ["xvfb-run", "-a", "-s", "-screen 0 1280x1024x24", "krita", "--nosplash"]
+    krita_env.update(shell or {})
+    cmd = ["xvfb-run", "-a", "-s", "-screen 0 1280x1024x24", *shlex.split(command), "--nosplash"]
     if chroot:
         cmd = ["chroot", str(chroot), "env", "-i", *(f"{k}={v}" for k, v in krita_env.items()), *cmd]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("QT_", "XDG_", "PYTHON", "INPAINT_SELFTEST"))}
