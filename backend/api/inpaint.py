@@ -95,7 +95,7 @@ def parse_fill_request(service) -> FillRequest:
     context = fields.get("context")
     ctx = None if context in (None, "", "auto") else _int(fields, "context", 0, 0, 8192)
     seed = _int(fields, "seed", -1, -1, 2**31 - 1)
-    w, h = probe(image_bytes, "image", limit)
+    w, h, _ = probe(image_bytes, "image", limit)
     service.worker.check_room(w * h)  # a full queue refuses before spending memory on the pixels
     req = FillRequest(
         image=decode_image(image_bytes, limit, "image"),
