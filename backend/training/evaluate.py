@@ -23,7 +23,7 @@ from backend.request import FillRequest, Output
 from backend.training.baselines import BASELINES
 from backend.training.data import find_photos
 from backend.training.masks import BUCKETS, bucket_mask
-from backend.training.metrics import all_metrics
+from backend.training.metrics import all_metrics, feature_distance, texture_sharpness, unit_features
 from backend.training.reports import grid, show_hole
 
 
@@ -87,25 +87,51 @@ def check_options(options: dict[str, dict[str, Any]], engines: list[Engine]) -> 
         by_id[engine_id].parse_params(given)
 
 
+def feature_network_or_none(device: torch.device | str = "cpu") -> torch.nn.Module | None:
+    """The offline VGG16 (HED weights) for the feature distance, or None with a note when it is not installed."""
+    from backend.training.features import FeatureWeightsMissing, feature_network
+
+    try:
+        return feature_network("vgg16-hed").to(device)
+    except (FeatureWeightsMissing, ImportError) as e:
+        print(f"no feature distance column: {e}")
+        return None
+
+
 def score(engines: list[Engine], cases: list[Case], keep_outputs: bool = False, progress=None,
-          options: dict[str, dict[str, Any]] | None = None) -> Scores:
-    """Every engine on every case; `options` gives engine-specific options by engine id."""
+          options: dict[str, dict[str, Any]] | None = None, features: torch.nn.Module | None = None) -> Scores:
+    """Every engine on every case; `options` gives engine-specific options by engine id.
+
+    features: the network of the feature distance column (None: no such column).
+    Rows come engine by engine, each in case order.
+    """
     result = Scores()
-    for engine in engines:
-        params = (options or {}).get(engine.id, {})
-        for k, case in enumerate(cases):
+    rows: dict[str, list[dict[str, Any]]] = {engine.id: [] for engine in engines}
+    device = next(features.parameters()).device if features is not None else torch.device("cpu")
+    t = lambda a: torch.from_numpy(a.astype(np.float32) / 255).permute(2, 0, 1)[None].to(device)  # noqa: E731
+    for k, case in enumerate(cases):  # case by case: the truth's features are computed once for all engines
+        truth = t(case.image)
+        hole = torch.from_numpy((case.mask > 0).astype(np.float32))[None, None].to(device)
+        with torch.inference_mode():
+            truth_features = unit_features(features, truth) if features is not None else None
+        for engine in engines:
+            params = (options or {}).get(engine.id, {})
             req = FillRequest(case.image, case.mask.astype(np.float32) / 255, output=Output.IMAGE, seed=k, params=params)
             start = time.perf_counter()
             out = fill_region(engine, req).pixels
             seconds = time.perf_counter() - start
-            t = lambda a: torch.from_numpy(a.astype(np.float32) / 255).permute(2, 0, 1)[None]  # noqa: E731
-            hole = torch.from_numpy((case.mask > 0).astype(np.float32))[None, None]
-            m = {k2: float(v) for k2, v in all_metrics(t(out), t(case.image), hole).items()}
-            result.rows.append({"engine": engine.id, "photo": case.photo, "bucket": case.bucket, **m, "seconds": seconds})
+            pred = t(out)
+            with torch.inference_mode():
+                m = {**all_metrics(pred, truth, hole), "sharpness": texture_sharpness(pred, truth, hole)}
+                if truth_features is not None:
+                    m["features"] = feature_distance(unit_features(features, pred), truth_features, hole)
+            rows[engine.id].append({"engine": engine.id, "photo": case.photo, "bucket": case.bucket,
+                                    **{name: float(v) for name, v in m.items()}, "seconds": seconds})
             if keep_outputs or k < 64:
                 result.outputs[(engine.id, k)] = out
             if progress:
                 progress()
+    result.rows = [row for engine_rows in rows.values() for row in engine_rows]
     return result
 
 
@@ -137,6 +163,14 @@ def markdown(table: dict[str, dict[str, dict[str, float]]], n_photos: int, size:
               "| bucket | " + " | ".join(engines) + " |", "|---|" + "---|" * len(engines)]
     for bucket, row in table.items():
         lines.append(f"| {bucket} | " + " | ".join(f"{row[e]['psnr_image']:.2f} / {row[e]['ssim_image']:.3f}" for e in engines) + " |")
+    with_features = all("features" in v for row in table.values() for v in row.values())
+    lines += ["", "Texture sharpness (gradient magnitude of the fill over the truth's, inside the hole; 1.0 = as "
+              "textured as the truth, a blur scores under 1)" + (" / feature distance (LPIPS-like on VGG16 features "
+              "over the hole, lower is better)." if with_features else "."), "",
+              "| bucket | " + " | ".join(engines) + " |", "|---|" + "---|" * len(engines)]
+    for bucket, row in table.items():
+        cells = [f"{row[e]['sharpness']:.2f}" + (f" / {row[e]['features']:.3f}" if with_features else "") for e in engines]
+        lines.append(f"| {bucket} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -165,8 +199,9 @@ def run_eval(engine_ids: list[str], data: Path, out: Path, registry, size: int =
     engines = resolve(engine_ids, registry)
     options = options or {}
     check_options(options, engines)
+    features = feature_network_or_none(registry.device)
     with tqdm(total=len(cases) * len(engines), unit="img") as bar:
-        scores = score(engines, cases, progress=lambda: bar.update(1), options=options)
+        scores = score(engines, cases, progress=lambda: bar.update(1), options=options, features=features)
     table = summarize(scores)
     out.mkdir(parents=True, exist_ok=True)
     text = markdown(table, len(photos), size)
