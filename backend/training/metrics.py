@@ -92,7 +92,6 @@ def texture_sharpness(pred: torch.Tensor, target: torch.Tensor, hole: torch.Tens
 
 def unit_features(net: torch.nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
     """`net`'s activations of x, each position's channel vector scaled to unit length (as LPIPS does)."""
-    # Channels-last runs CPU convolutions markedly faster; the result is the same.
     return [f / (f.norm(dim=1, keepdim=True) + 1e-10) for f in net(x.contiguous(memory_format=torch.channels_last))]
 
 
