@@ -105,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="an engine option, e.g. --option semantic-small:iterations=300 (repeatable)")
     e.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"])
     e.add_argument("--models-dir", default="models")
+    e.add_argument("--into-cards", action="store_true",
+                   help="write the table into the card of each checkpoint scored, so the editors show how it did")
 
     ic = sub.add_parser("import-checkpoint", help="convert a method's official weights into a served checkpoint")
     ic.add_argument("--method", required=True, help="the method the file belongs to, e.g. isnet")
@@ -269,6 +271,11 @@ def run_eval(args: argparse.Namespace) -> int:
         return 2
     print(result["markdown"])
     print(f"written: {args.out / 'eval.md'}, {args.out / 'eval.json'}, {args.out / 'eval_grid.png'}")
+    if args.into_cards:
+        from backend.training.evaluate import into_cards
+
+        for card in into_cards(result, registry):
+            print(f"eval table written into {card}")
     return 0
 
 

@@ -152,3 +152,29 @@ def test_feature_distance_is_zero_for_the_truth_and_grows_with_degradation(textu
                      for s in (0.0, 0.7, 1.5, 3.0)]
     assert distances[0] == pytest.approx(0.0, abs=1e-6)
     assert all(a < b for a, b in zip(distances, distances[1:])), distances
+
+
+def test_eval_into_cards_gives_the_checkpoint_a_summary_beside_telea(photos, tmp_path, capsys):
+    import tiny_method  # noqa: F401 - registers the 'tiny' method
+    from test_registry import write_checkpoint
+
+    models = tmp_path / "models"
+    models.mkdir()
+    write_checkpoint(models, "grey", [0.5, 0.5, 0.5])
+    card = json.loads((models / "grey.json").read_text())
+    card["training"] = {"steps": 3144, "hours": 6.23, "data": {"train_photos": 56}}
+    (models / "grey.json").write_text(json.dumps(card))
+    out = tmp_path / "report"
+    assert main(["eval", "--models", "grey,telea,diffusion", "--data", str(photos), "--out", str(out), "--size", "64",
+                 "--buckets", "blobs 5-15%,strokes 10-20%", "--models-dir", str(models), "--into-cards"]) == 0
+    assert f"eval table written into {models / 'grey.json'}" in capsys.readouterr().out
+    table = json.loads((out / "eval.json").read_text())["summary"]
+    written = json.loads((models / "grey.json").read_text())["eval"]
+    assert written["size"] == 64 and written["photos"] == 2 and set(written["summary"]) == set(table)
+    for bucket, row in table.items():
+        assert set(written["summary"][bucket]) == {"grey", "telea", "diffusion"}
+        assert written["summary"][bucket]["telea"]["psnr"] == pytest.approx(row["telea"]["psnr"], abs=1e-4)
+    margin = np.mean([row["grey"]["psnr"] - row["telea"]["psnr"] for row in table.values()])
+    entry = next(m for m in Registry(models).listings() if m.id == "grey").as_dict()
+    assert entry["summary"] == f"{margin:+.1f} dB vs Telea (2 buckets, 64 px) · 56 photos · 3,144 steps · 6.2 h"
+    assert entry["eval"] == written

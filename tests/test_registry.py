@@ -186,3 +186,25 @@ def test_cards_are_read_again_only_when_they_change(client, monkeypatch):
     card.write_text(card.read_text().replace('"psnr": 20.0', '"psnr": 21.0'))
     entry = next(m for m in c.get("/api/v1/models").json["models"] if m["id"] == "red")
     assert entry["metrics"] == {"psnr": 21.0} and reads == ["red.json", "red.json"]
+
+
+def test_summary_reads_what_the_card_has_and_ignores_what_is_malformed():
+    from backend.engines.cards import summary
+
+    assert summary("x", {}) == ""
+    card = {"good_for": "small selections, up to about 64 px", "training": {"data": {"train_photos": 12}, "steps": 900},
+            "eval": {"size": 24, "summary": {"centre 1/9": {"x": {"psnr": 21.0}, "telea": {"psnr": 19.5}}}}}
+    assert summary("x", card) == "small selections, up to about 64 px · +1.5 dB vs Telea (1 bucket, 24 px) · 12 photos · 900 steps"
+    broken = {"training": {"data": "many", "steps": "lots", "hours": True},
+              "eval": {"summary": {"b": {"x": {"psnr": "high"}, "telea": {"psnr": 19.5}}, "c": [1]}}}
+    assert summary("x", broken) == ""
+
+
+def test_card_with_a_mistyped_good_for_is_broken(client):
+    c, folder = client
+    write_checkpoint(folder, "odd", [0.5, 0.5, 0.5])
+    card = json.loads((folder / "odd.json").read_text())
+    card["good_for"] = ["a", "list"]
+    (folder / "odd.json").write_text(json.dumps(card))
+    entry = next(m for m in c.get("/api/v1/models").json["models"] if m["id"] == "odd")
+    assert entry["status"] == "broken" and "'good_for' must be a string" in entry["reason"]

@@ -476,3 +476,19 @@ def test_cisi_refuses_a_size_its_networks_cannot_take(photos, tmp_path, capsys):
     assert main([*argv, "--size", "60"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == "error: --size 60 is too small for cisi --recipe small: the smallest that works is 64", err
+
+
+def test_card_counts_training_time_over_every_restart(photos, tmp_path):
+    out = tmp_path / "timed"
+    assert main(train_cmd(photos, out, "--steps", "3")) == 0
+    first = json.loads((tmp_path / "timed.json").read_text())["training"]
+    assert first["seconds"] > 0 and first["hours"] == round(first["seconds"] / 3600, 2)
+    # As if the first process had trained for 1000 s: the resumed run adds its own time to that.
+    state_card = tmp_path / "timed.train" / "step-00000003.json"
+    card = json.loads(state_card.read_text())
+    card["training"]["seconds"] = 1000.0
+    state_card.write_text(json.dumps(card))
+    started = time.perf_counter()
+    assert main(train_cmd(photos, out, "--resume", "--steps", "6")) == 0
+    second = json.loads((tmp_path / "timed.json").read_text())["training"]
+    assert second["steps"] == 6 and 1000 < second["seconds"] < 1000 + time.perf_counter() - started

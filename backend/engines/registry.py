@@ -22,6 +22,7 @@ from typing import Any, Callable
 import torch
 
 from backend import jsonlimits
+from backend.engines import cards
 from backend.engines.base import Engine, Status
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,8 @@ class Listing:
 
 def _checkpoint_listing(name: str, meta: dict[str, Any] | None, reason: str) -> Listing:
     meta = meta or {}
-    extra = {k: meta[k] for k in ("training", "metrics", "config") if k in meta}
+    extra = {k: meta[k] for k in ("training", "metrics", "config", "eval") if k in meta}
+    extra["summary"] = cards.summary(name, meta)
     size, params = {}, {}
     if not reason:
         from backend.methods.engine import listed_params, size_rules
@@ -108,6 +110,10 @@ class Registry:
             return {}
         found = {p.stem: p for p in sorted(self.models_dir.glob("*.json")) if not p.name.startswith(".")}
         return {k: v for k, v in found.items() if k not in self._builtins}
+
+    def card_path(self, id: str) -> Path | None:
+        """The card (NAME.json) of checkpoint `id`; None for built-in engines and unknown ids."""
+        return self._checkpoints().get(id)
 
     def _file_problem(self, path: Path) -> str:
         """Why `path` must not be opened ('' when it is a regular file inside the models folder)."""
@@ -147,11 +153,12 @@ class Registry:
             return None, f"method '{meta['method']}' is not available (available: {known})"
         if not isinstance(meta.get("config"), dict):
             return None, f"metadata {name}: 'config' must be a JSON object, got {type(meta.get('config')).__name__}"
-        for key in ("training", "metrics"):
+        for key in ("training", "metrics", "eval"):
             if not isinstance(meta.get(key, {}), dict):
                 return None, f"metadata {name}: '{key}' must be a JSON object"
-        if not isinstance(meta.get("description", ""), str):
-            return None, f"metadata {name}: 'description' must be a string"
+        for key in ("description", "good_for"):
+            if not isinstance(meta.get(key, ""), str):
+                return None, f"metadata {name}: '{key}' must be a string"
         from backend.methods.engine import size_rules
 
         try:

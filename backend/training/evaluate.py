@@ -210,4 +210,27 @@ def run_eval(engine_ids: list[str], data: Path, out: Path, registry, size: int =
                                                "options": options,
                                                "summary": table, "rows": scores.rows}, indent=1))
     (out / "eval_grid.png").write_bytes(encode_png(picture(scores, cases, [e.id for e in engines]), compression=6))
-    return {"table": table, "markdown": text}
+    return {"table": table, "markdown": text, "size": size, "data": str(data), "photos": len(photos)}
+
+
+def into_cards(result: dict[str, Any], registry) -> list[Path]:
+    """Write an eval's table (every engine of the run, the baselines too) into each scored checkpoint's card.
+
+    The card's "eval" then says how the checkpoint did beside the baselines on
+    the same cases; /models summarises it for the editors. Returns the cards written.
+    """
+    from backend.training.checkpoint import write_json
+
+    metrics = ("psnr", "ssim", "l1", "sharpness", "features")
+    table = {bucket: {engine: {k: round(v[k], 4) for k in metrics if k in v} for engine, v in row.items()}
+             for bucket, row in result["table"].items()}
+    written = []
+    for name in next(iter(result["table"].values())):
+        path = registry.card_path(name)
+        if path is None:
+            continue
+        card = json.loads(path.read_text())
+        card["eval"] = {"data": result["data"], "photos": result["photos"], "size": result["size"], "summary": table}
+        write_json(path, card)
+        written.append(path)
+    return written

@@ -388,6 +388,10 @@ class Trainer:
         self.config["method"] = self.cls.id
         self.datasets: tuple[TrainingPhotos | None, ValidationPhotos | None] = (None, None)  # set by run()
         self.reported_unreadable = 0
+        # Training time over every earlier process of this run, so the card's hours count each restart.
+        earlier = self.resumed[3].get("training", {}).get("seconds", 0.0) if self.resumed else 0.0
+        self.earlier_seconds = float(earlier) if isinstance(earlier, (int, float)) else 0.0
+        self.started = time.perf_counter()
 
     def run(self) -> dict[str, Any]:
         cfg, d = self.config, self.dist
@@ -537,12 +541,14 @@ class Trainer:
     def _meta(self, step: int, metrics: dict[str, float], images_per_s: float) -> dict[str, Any]:
         device = self.dist.device
         hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{device.type} ({compute.cpu_name()})"
+        seconds = self.earlier_seconds + time.perf_counter() - self.started
         return {
             "method": self.cls.id, "description": f"{self.cls.description} Trained on {self.opts.data}.",
             "config": self.config, "step": step,
             "training": {"steps": step, "of": self.config["steps"], "batch": self.config["batch"], "size": self.config["size"],
                          "gpus": self.dist.world if device.type == "cuda" else 0, "hardware": hardware,
-                         "images_per_s": round(images_per_s, 2),
+                         "images_per_s": round(images_per_s, 2), "seconds": round(seconds, 1),
+                         "hours": round(seconds / 3600, 2),
                          "data": {**self.data_summary, "unreadable_photos": len(self.unreadable())}},
             "metrics": {k: round(v, 4) for k, v in metrics.items()},
             "versions": {"torch": torch.__version__, "inpaint_backend": __version__},
