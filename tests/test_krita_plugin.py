@@ -508,6 +508,18 @@ def test_model_list_sorting_and_labels():
     assert models.pick([], "a", "") == ""
 
 
+def test_model_picker_shows_a_checkpoints_summary_beside_its_name():
+    line = "+0.8 dB vs Telea (5 buckets, 512 px) · 56 photos · 3,144 steps · 6.2 h"
+    _, choices = models.parse_models({"default": "auto", "models": [
+        {"id": "auto", "kind": "classical", "status": "ready", "description": "Chooses per region."},
+        {"id": "isnet-open", "kind": "learned", "status": "ready", "description": "ISNet.", "summary": line},
+        {"id": "old", "kind": "learned", "status": "broken", "reason": "weights missing", "summary": line}]})
+    by_id = {c.id: c for c in choices}
+    assert by_id["isnet-open"].label == f"isnet-open (learned) · {line}"
+    assert by_id["isnet-open"].tooltip == f"ISNet.\n{line}"
+    assert by_id["auto"].label == "auto (classical)" and by_id["old"].label == "old (broken)"
+
+
 @pytest.mark.parametrize("code,words", [
     ("not_running", "not running"), ("unauthorized", "token"), ("model_not_ready", "cannot run yet"),
     ("empty_mask", "empty"), ("full_mask", "covers everything"), ("image_too_large", "too large"),

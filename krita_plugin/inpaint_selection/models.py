@@ -13,6 +13,7 @@ class ModelChoice:
     reason: str
     description: str
     minimum: int  # the engine's smallest input side, in px
+    summary: str = ""  # a checkpoint's card in one line: against Telea, trained on what, for how long
 
     @property
     def ready(self) -> bool:
@@ -20,11 +21,15 @@ class ModelChoice:
 
     @property
     def label(self) -> str:
-        return f"{self.id} ({self.kind})" if self.ready else f"{self.id} ({self.status})"
+        if not self.ready:
+            return f"{self.id} ({self.status})"
+        return f"{self.id} ({self.kind})" + (f" · {self.summary}" if self.summary else "")
 
     @property
     def tooltip(self) -> str:
         text = self.description or self.id
+        if self.summary:
+            text += f"\n{self.summary}"
         return text if self.ready else f"{text}\nNot usable: {self.reason or self.status}"
 
 
@@ -39,7 +44,7 @@ def parse_models(payload: dict[str, Any]) -> tuple[str, list[ModelChoice]]:
         choices.append(ModelChoice(
             id=str(entry["id"]), kind=str(entry.get("kind", "")), status=str(entry.get("status", "broken")),
             reason=str(entry.get("reason") or ""), description=str(entry.get("description") or ""),
-            minimum=int(size.get("minimum") or 1)))
+            minimum=int(size.get("minimum") or 1), summary=str(entry.get("summary") or "")))
     choices.sort(key=lambda c: (not c.ready, c.id != default, c.kind != "learned", c.id))
     return default, choices
 
