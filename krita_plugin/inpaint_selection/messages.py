@@ -15,6 +15,8 @@ EVERYTHING_SELECTED = ("The whole image is selected, so there is nothing to fill
 BUSY = "A fill is already running. Wait for it or press Cancel."
 NO_READY_MODEL = "The backend has no ready model. Train or download one, or pick a classical engine."
 NOTHING_TO_COMPARE = "Tick at least one ready model to compare."
+NO_SAMPLE_NODE = ("Sample from: a painted area needs the name of the layer or selection mask painted over the "
+                  "area to copy from.")
 CANCELLED = "Cancelled. Nothing was added to the image."
 
 
