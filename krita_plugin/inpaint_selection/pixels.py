@@ -115,8 +115,13 @@ def crop_rgba(image: Rgba, x: int, y: int, w: int, h: int) -> Rgba:
     return Rgba(w, h, image.bits, samples)
 
 
+_OVER_HALF = bytes(255 if v > 127 else 0 for v in range(256))
+
+
 def over_half(levels: bytes | array, top: int) -> bytes:
     """An 8-bit mask, 255 where a level (0..top) is more than half of top, else 0."""
+    if top == 255:
+        return bytes(levels).translate(_OVER_HALF)  # at C speed
     half = top / 2
     return bytes(255 if v > half else 0 for v in levels)
 
