@@ -145,8 +145,12 @@ class Backend:
                   for m in listing.get("models", [])]
         return listing.get("default", ""), models
 
-    def submit(self, image_png: bytes, mask_png: bytes, fields: dict[str, str]) -> dict:
-        body, content_type = encode_multipart(fields, {"image": image_png, "mask": mask_png})
+    def submit(self, image_png: bytes, mask_png: bytes, fields: dict[str, str], source_png: bytes | None = None) -> dict:
+        """Queue a fill; source_png: the sampling area (white = may copy from here), sent as the 'source' part."""
+        files = {"image": image_png, "mask": mask_png}
+        if source_png is not None:
+            files["source"] = source_png
+        body, content_type = encode_multipart(fields, files)
         return self._json("POST", "/api/v1/jobs", body=body, content_type=content_type)
 
     def job(self, job_id: str) -> dict:
