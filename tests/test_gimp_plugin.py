@@ -359,6 +359,17 @@ def test_fill_job_fills_transparent_pixels_without_a_selection(server):
     assert set(job.pieces[0].pixels[3::4]) == {255}
 
 
+def test_a_sampling_area_too_small_is_put_in_words(server):
+    img, mask = scene(48, 48, (16, 16, 32, 32))
+    tiny = np.zeros((48, 48), np.uint8)
+    tiny[2:5, 2:5] = 255  # no whole patch
+    job = FillJob(backend_client.Backend(server.url), FillSettings(model="patchmatch", grow=0, feather=0),
+                  [Crop((0, 0, 48, 48), rgba(img), rgba(mask), rgba(tiny))], poll=0.02)
+    job.run()
+    assert isinstance(job.error, backend_client.BackendError) and job.error.code == "source_too_small"
+    assert "Widen Sample width" in str(job.error)
+
+
 def test_fill_job_reports_backend_errors_in_words(server):
     img, mask = scene(40, 40, (0, 0, 40, 40))
     job = FillJob(backend_client.Backend(server.url), FillSettings(), [Crop((0, 0, 40, 40), rgba(img), rgba(mask))])

@@ -612,6 +612,7 @@ def test_model_list_sorting_and_labels():
     ("not_running", "not running"), ("unauthorized", "token"), ("model_not_ready", "cannot run yet"),
     ("empty_mask", "empty"), ("full_mask", "covers everything"), ("image_too_large", "too large"),
     ("timeout", "did not answer"), ("cancelled", "Cancelled"), ("internal", "failed"), ("weird", "refused"),
+    ("source_too_small", "widen Sample width"), ("no_transparent", "no fully transparent pixels"),
 ])
 def test_errors_in_plain_words(code, words):
     assert words in messages.explain(BackendError(code, "detail"), "http://127.0.0.1:7860")

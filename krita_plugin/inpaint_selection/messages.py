@@ -45,6 +45,12 @@ def explain(error: BaseException, url: str = "") -> str:
                 "or raise Grow (it shrinks when negative).")
     if code == "full_mask":
         return "The selection covers everything the backend was sent; lower Grow or Feather, or select less."
+    if code == "source_too_small":
+        return ("The sampling area leaves nothing to copy from near the selection: widen Sample width, paint a "
+                "larger area, or raise Context.")
+    if code == "no_transparent":
+        return ("Fill transparent areas is ticked, but the layer has no fully transparent pixels (the visible "
+                "image has an opaque background). Untick it, or read from the layer.")
     if code in ("image_too_large", "upload_too_large"):
         return f"The area is too large for the backend: {detail}. Select a smaller area or lower Context."
     if code == "cancelled":

@@ -24,6 +24,9 @@ HINTS = {
     "full_mask": "Select less than the whole image: the fill needs pixels to copy from.",
     "upload_too_large": "Select a smaller area, or start the server with a larger --max-upload-mb.",
     "image_too_large": "Select a smaller area, or start the server with a larger --max-pixels.",
+    "source_too_small": "Widen Sample width, save a larger channel to sample from, or raise Context.",
+    "no_transparent": "Untick Fill transparent areas, or fill a layer that has transparent pixels "
+                      "(Source: Visible image sees an opaque background).",
 }
 
 
