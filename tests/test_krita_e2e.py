@@ -177,7 +177,7 @@ def test_krita_loaded_the_plugin_and_ran_every_scenario(krita):
                                        "inpaint_selection_cancel": True}
     assert krita.report["shortcut"] == "Ctrl+Alt+Shift+F"
     expected = {"empty", "down", "start", "u16", "f32", "visible", "compare", "u8", "sample_whole", "sample_sides",
-                "sample_painted", "transparent", "variations"} - ({"start"} if krita.chroot else set())
+                "sample_painted", "sample_mask", "transparent", "variations"} - ({"start"} if krita.chroot else set())
     assert set(krita.report["scenarios"]) == expected
 
 
@@ -266,7 +266,7 @@ def _reds(run: Run, key: str) -> int:
 
 
 def test_sampling_area_keeps_red_outside_it_out_of_the_fill(krita):
-    for key in ("sample_whole", "sample_sides", "sample_painted"):
+    for key in ("sample_whole", "sample_sides", "sample_painted", "sample_mask"):
         s = krita.scenario(key)
         assert s["ok"], s["message"]
         assert s["new_layers"] == [f"Inpaint: {default_model(krita)}"]
@@ -274,7 +274,8 @@ def test_sampling_area_keeps_red_outside_it_out_of_the_fill(krita):
         pytest.skip("the sampling area applies to engines that copy patches; this backend's default does not")
     assert _reds(krita, "sample_whole") > 50, "the control: from the whole layer, red is copied in"
     assert _reds(krita, "sample_sides") == 0, "Sample from: Sides copied red from above or below"
-    assert _reds(krita, "sample_painted") == 0, "Sample from: a painted area copied red from outside it"
+    assert _reds(krita, "sample_painted") == 0, "Sample from: a painted layer copied red from outside it"
+    assert _reds(krita, "sample_mask") == 0, "Sample from: a selection mask copied red from outside it"
 
 
 def test_fill_transparent_fills_a_frame_on_all_four_sides(krita):

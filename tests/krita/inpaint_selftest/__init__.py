@@ -353,13 +353,19 @@ class SelfTest(Extension):
         area.setVisible(False)
         for x in (20, 100):
             area.setPixelData(bytes((0, 255, 0, 255)) * (40 * 30), x, 40, 40, 30)
+        mask = doc.createSelectionMask("sample mask")  # the same area as a selection mask, on the hidden layer
+        beside = Selection()
+        beside.select(20, 40, 120, 30, 255)
+        mask.setSelection(beside)
+        area.addChildNode(mask, None)
         doc.refreshProjection()
         self.select(doc, [(60, 40, 40, 30, 255)])
         yield Wait(lambda: self.active_is(doc, base), 5, "the base layer to be active")
         before = bytes(base.pixelData(0, 0, w, h))
-        for key, sample in (("sample_whole", SampleFrom.WHOLE), ("sample_sides", SampleFrom.SIDES),
-                            ("sample_painted", SampleFrom.PAINTED)):
-            c.update_settings(sample=sample, sample_width=30, sample_node="sample area")
+        for key, sample, node in (("sample_whole", SampleFrom.WHOLE, ""), ("sample_sides", SampleFrom.SIDES, ""),
+                                  ("sample_painted", SampleFrom.PAINTED, "sample area"),
+                                  ("sample_mask", SampleFrom.PAINTED, "sample mask")):
+            c.update_settings(sample=sample, sample_width=30, sample_node=node)
             yield self.trigger("fill_button")
             self.record(key, ok=self.finished[0], message=self.finished[1])
             self.dump(key, doc, base, self.report["scenarios"][key], before)
