@@ -67,6 +67,16 @@ def _spin(lo: int, hi: int, value: int, tip: str, special: str = "") -> QSpinBox
     return box
 
 
+def _row(*widgets) -> QWidget:
+    """Widgets side by side in one form row, the first one stretching."""
+    row = QWidget()
+    box = QHBoxLayout(row)
+    box.setContentsMargins(0, 0, 0, 0)
+    for i, widget in enumerate(widgets):
+        box.addWidget(widget, 1 if i == 0 else 0)
+    return row
+
+
 class InpaintDocker(krita_api.DockWidget):
     def __init__(self):
         super().__init__()
@@ -155,12 +165,10 @@ class InpaintDocker(krita_api.DockWidget):
         form.addRow("Feather", self.feather)
         form.addRow("Context", self.context)
         form.addRow("Blend", self.blend_combo)
-        form.addRow("Sample from", self.sample_combo)
-        form.addRow("Sample width", self.sample_width)
+        form.addRow("Sample from", _row(self.sample_combo, self.sample_width))
         form.addRow("Sample layer", self.sample_node)
         form.addRow(self.transparent_check)
-        form.addRow("Variations", self.variations)
-        form.addRow("Seed", self.seed)
+        form.addRow("Variations", _row(self.variations, QLabel("seed"), self.seed))
         form.addRow(self.fill_button)
         layout.addWidget(params)
 

@@ -428,7 +428,7 @@ class SelfTest(Extension):
             window.setGeometry(0, 0, 1280, 1024)
             if len(shown) == 2:  # the docker scrolls, so Krita may give it little height: give it what it asks for
                 docker = shown["inpaint_selection_docker"]
-                window.resizeDocks([shown["KisLayerBox"], docker], [240, docker.sizeHint().height()], Qt.Vertical)
+                window.resizeDocks([shown["KisLayerBox"], docker], [170, docker.sizeHint().height()], Qt.Vertical)
             yield self.pause(1.5)  # let the window repaint
             QApplication.primaryScreen().grabWindow(0).save(os.path.join(OUT, "screenshot.png"))
         Krita.instance().action("edit_undo").trigger()
