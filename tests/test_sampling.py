@@ -20,9 +20,7 @@ def _hole(h=60, w=80, box=(20, 40, 30, 50)) -> np.ndarray:
 
 
 def _area(hole, preset=None, width=10, source=None):
-    req = FillRequest(np.zeros((*hole.shape, 3), np.uint8), hole.astype(np.float32), source=source,
-                      source_preset=preset, source_width=width)
-    return sampling_area(req, hole)
+    return sampling_area(hole, source, preset, width)
 
 
 def test_no_sampling_area_means_anywhere():

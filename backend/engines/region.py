@@ -130,7 +130,7 @@ def run_engine(engine: Engine, rgb: np.ndarray, hole: np.ndarray, plan: Plan, op
                source: np.ndarray | None = None) -> np.ndarray:
     """Scale the crop to the engine's working size, run it, and scale the result back (float32 HxWx3).
 
-    source: the crop's sampling area (bool), handed to engines that copy patches; None = anywhere.
+    source: the crop's sampling area (bool) for an engine that copies patches (options.source); None = anywhere.
     """
     h, w = hole.shape
     ww, wh = plan.work
@@ -140,7 +140,7 @@ def run_engine(engine: Engine, rgb: np.ndarray, hole: np.ndarray, plan: Plan, op
     hol = cv2.resize(hole.astype(np.float32), (ww, wh), interpolation=cv2.INTER_AREA) > 1e-3 if scaled else hole
     # Likewise a working pixel may be copied only when all it averages lies in the sampling area.
     src = None
-    if source is not None and engine.copies_patches:
+    if source is not None:
         src = cv2.resize(source.astype(np.float32), (ww, wh), interpolation=cv2.INTER_AREA) > 1 - 1e-3 if scaled else source
     pr, pb = plan.pad
     if pr or pb:
@@ -221,7 +221,6 @@ def fill_region(engine: Engine, req: FillRequest, progress: Progress | None = No
     else:
         out = image.copy()
 
-    source = sampling_area(req, alpha > 0) if engine.copies_patches else None
     boxes = group_boxes(window_hole, req.context, (width, height), offset=(wx0, wy0))
     engine_s = 0.0
     for i, box in enumerate(boxes):
@@ -231,7 +230,11 @@ def fill_region(engine: Engine, req: FillRequest, progress: Progress | None = No
         orig = to_float(image[y0:y1, x0:x1, :3])
         options = InpaintOptions(seed=req.seed + i, params=params)
         t0 = time.perf_counter()
-        sub_source = None if source is None else source[y0:y1, x0:x1]
+        # The sampling area of this crop, around this group's hole (the only one in its box).
+        sub_source = None
+        if engine.copies_patches:
+            painted = None if req.source is None else req.source[y0:y1, x0:x1]
+            sub_source = sampling_area(sub_hole, painted, req.source_preset, req.source_width)
         try:
             fill = run_engine(engine, orig, sub_hole, plan, options, progress.span(i / len(boxes), 1 / len(boxes)),
                               sub_source)

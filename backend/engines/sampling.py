@@ -5,22 +5,27 @@ import cv2
 import numpy as np
 
 from backend.engines import masks
-from backend.request import FillRequest, SourcePreset
+from backend.request import SourcePreset
 
 
 class SourceTooSmall(ValueError):
     """The sampling area leaves no whole patch to copy from."""
 
 
-def sampling_area(req: FillRequest, hole: np.ndarray) -> np.ndarray | None:
-    """H x W bool: known pixels patches may come from (the painted source and/or the preset's band); None = all."""
-    if req.source is None and req.source_preset is None:
+def sampling_area(hole: np.ndarray, painted: np.ndarray | None, preset: SourcePreset | None,
+                  width: int) -> np.ndarray | None:
+    """H x W bool: known pixels patches may come from, None = all of them.
+
+    painted: H x W, >= 0.5 where the user allows copying; preset: only within `width` px of `hole`, in its
+    direction(s). Both given: both must hold.
+    """
+    if painted is None and preset is None:
         return None
     area = ~hole
-    if req.source is not None:
-        area &= req.source >= 0.5
-    if req.source_preset is not None:
-        area &= _near(hole, req.source_preset, req.source_width)
+    if painted is not None:
+        area &= painted >= 0.5
+    if preset is not None:
+        area &= _near(hole, preset, width)
     return area
 
 
