@@ -26,6 +26,14 @@ def _add_fill_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--blend", choices=["alpha", "poisson"], default="alpha")
     p.add_argument("--output", choices=["image", "layer"], default="image",
                    help="image: the composite (default); layer: RGBA with only the filled pixels")
+    p.add_argument("--source", type=Path, default=None, metavar="MASK",
+                   help="sampling area: patchmatch copies only from where this image-sized mask is white")
+    p.add_argument("--source-preset", choices=["around", "sides", "above_below"], default=None,
+                   help="sampling area: known pixels within --source-width of the hole, all around it, only left "
+                        "and right of it, or only above and below it (with --source: both must hold)")
+    p.add_argument("--source-width", type=int, default=50, help="px, the band of --source-preset (default 50)")
+    p.add_argument("--fill-transparent", action="store_true",
+                   help="fill the image's fully transparent pixels too (MASK may then be left out)")
 
 
 def _add_cpu_bf16(p: argparse.ArgumentParser) -> None:
@@ -61,8 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     f = sub.add_parser("fill", help="fill IMAGE where MASK is white; IMAGE and MASK may be folders")
     f.add_argument("image", type=Path, help="image file, or a folder of images")
-    f.add_argument("mask", type=Path, help="mask file (used for every image), or a folder of masks matched by name")
+    f.add_argument("mask", type=Path, nargs="?", default=None,
+                   help="mask file (used for every image), or a folder of masks matched by name; "
+                        "optional with --fill-transparent")
     f.add_argument("-o", "--out", type=Path, required=True, help="output PNG, or a folder when IMAGE is a folder")
+    f.add_argument("--variations", type=int, default=1, choices=range(1, 9), metavar="N",
+                   help="N fills (1-8) with seeds --seed, --seed+1, ..., each written as OUT-seedS.png")
     f.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"])
     _add_cpu_bf16(f)
     f.add_argument("--models-dir", default="models")
@@ -134,13 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _pairs(image: Path, mask: Path, out: Path) -> list[tuple[Path, Path, Path]]:
+def _pairs(image: Path, mask: Path | None, out: Path) -> list[tuple[Path, Path | None, Path]]:
     if not image.is_dir():
         return [(image, mask, out)]
     images = sorted(p for p in image.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     pairs = []
     for img in images:
-        if mask.is_dir():
+        if mask is not None and mask.is_dir():
             candidates = [mask / f"{img.stem}{s}" for s in (".png", "_mask.png", img.suffix)]
             m = next((c for c in candidates if c.is_file()), None)
             if m is None:
@@ -153,13 +165,18 @@ def _pairs(image: Path, mask: Path, out: Path) -> list[tuple[Path, Path, Path]]:
 
 
 def run_fill(args: argparse.Namespace) -> int:
+    import numpy as np
     from tqdm import tqdm
 
     from backend.api.errors import classify
     from backend.engines.base import Progress
     from backend.images import ImageError, decode_image, decode_mask, encode_png
-    from backend.request import Blend, FillRequest, Output
+    from backend.request import Blend, FillRequest, Output, SourcePreset
     from backend.service import ServerConfig, Service
+
+    if args.mask is None and not args.fill_transparent:
+        print("error: MASK is required (unless --fill-transparent)", file=sys.stderr)
+        return 2
 
     service = Service(ServerConfig(models_dir=Path(args.models_dir), device=args.device))
     try:
@@ -176,14 +193,22 @@ def run_fill(args: argparse.Namespace) -> int:
         bar.set_postfix_str(img_path.name)
         try:
             image = decode_image(img_path.read_bytes(), service.config.max_pixels, str(img_path))
-            mask = decode_mask(mask_path.read_bytes(), service.config.max_pixels, str(mask_path))
-            if image.shape[:2] != mask.shape:
-                raise ImageError("size_mismatch", f"{img_path.name} is {image.shape[1]}x{image.shape[0]}, "
-                                                  f"mask {mask.shape[1]}x{mask.shape[0]}")
-            req = FillRequest(image, mask, model, Output(args.output), args.grow, args.feather,
-                              None if args.context == "auto" else int(args.context), args.seed, Blend(args.blend))
-            result = service.fill(req, Progress())
-            out_path.write_bytes(encode_png(result.pixels, compression=6))
+            limit = service.config.max_pixels
+            mask = np.zeros(image.shape[:2], np.float32) if mask_path is None else \
+                decode_mask(mask_path.read_bytes(), limit, str(mask_path))
+            source = None if args.source is None else decode_mask(args.source.read_bytes(), limit, str(args.source))
+            for what, arr in (("mask", mask), ("source", source)):
+                if arr is not None and image.shape[:2] != arr.shape:
+                    raise ImageError("size_mismatch", f"{img_path.name} is {image.shape[1]}x{image.shape[0]}, "
+                                                      f"{what} {arr.shape[1]}x{arr.shape[0]}")
+            for seed in range(args.seed, args.seed + args.variations):
+                req = FillRequest(image, mask, model, Output(args.output), args.grow, args.feather,
+                                  None if args.context == "auto" else int(args.context), seed, Blend(args.blend),
+                                  source=source, source_width=args.source_width, fill_transparent=args.fill_transparent,
+                                  source_preset=SourcePreset(args.source_preset) if args.source_preset else None)
+                result = service.fill(req, Progress())
+                path = out_path if args.variations == 1 else out_path.with_name(f"{out_path.stem}-seed{seed}.png")
+                path.write_bytes(encode_png(result.pixels, compression=6))
         except OSError as e:
             failures += 1
             print(f"error: {img_path}: {e}", file=sys.stderr)

@@ -18,6 +18,14 @@ class Blend(str, enum.Enum):
     POISSON = "poisson"  # gradient-domain paste: seamless even when the fill's tone is off
 
 
+class SourcePreset(str, enum.Enum):
+    """Shortcuts for where an exemplar engine may copy from: known pixels within `source_width` of the hole."""
+
+    AROUND = "around"  # on every side
+    SIDES = "sides"  # only left and right of it
+    ABOVE_BELOW = "above_below"  # only above and below it
+
+
 @dataclass
 class FillRequest:
     image: np.ndarray  # H x W x 3|4, uint8 or uint16, RGB(A)
@@ -30,6 +38,10 @@ class FillRequest:
     seed: int = 0
     blend: Blend = Blend.ALPHA
     params: dict[str, Any] = field(default_factory=dict)  # engine-specific options
+    source: np.ndarray | None = None  # H x W float32, >= 0.5 = patches may be copied from here; None = anywhere
+    source_preset: SourcePreset | None = None  # intersected with `source` when both are given
+    source_width: int = 50  # px, for source_preset
+    fill_transparent: bool = False  # the image's pixels of alpha 0 join the hole
 
 
 @dataclass

@@ -103,7 +103,7 @@ def _fill(draw, path: str) -> Call:
     """Half of them well-formed (values the schema allows: most get filled), half anything at all."""
     sane = draw(st.booleans())
     fields = {}
-    for name in draw(st.lists(st.sampled_from(sorted(set(FILL_FIELDS) - {"image", "mask", "options"})), unique=True)):
+    for name in draw(st.lists(st.sampled_from(sorted(set(FILL_FIELDS) - {"image", "mask", "source", "options"})), unique=True)):
         fields[name] = draw((_valid if sane else _value)(FILL_FIELDS[name]))
     if sane:
         fields["model"] = draw(st.sampled_from(sorted(OPTIONS)))

@@ -452,3 +452,67 @@ def test_exif_orientation_is_applied_to_image_and_mask(server):
     out = decode(r.content)
     assert out.shape == (40, 30, 3) and r.headers["X-Region"] == "5,25,10,8"
     assert np.abs(out[mask == 0].astype(int) - displayed[mask == 0]).mean() < 3
+
+
+def _post(server, files: dict, **fields):
+    return requests.post(server.url + "/api/v1/inpaint", files={k: (f"{k}.png", png(v)) for k, v in files.items()},
+                         data={k: str(v) for k, v in fields.items()}, timeout=120)
+
+
+def _red_above_and_below(size=72):
+    """Red noise everywhere but grey noise in the hole's rows: a fill copies red unless it samples the sides only."""
+    rng = np.random.default_rng(0)
+    img = (rng.random((size, size, 3)) * 60 + 100).astype(np.uint8)
+    red = np.ones((size, size), bool)
+    y0, y1, x0, x1 = size // 3, size * 2 // 3, size // 3, size * 2 // 3
+    red[y0:y1] = False
+    img[red] = np.stack([200 + rng.random(red.sum()) * 40, 20 + rng.random(red.sum()) * 30,
+                         20 + rng.random(red.sum()) * 30], 1).astype(np.uint8)
+    mask = rect_mask(size, size, (x0, y0, x1 - x0, y1 - y0))
+    return img, mask
+
+
+def _reds(out: np.ndarray, mask: np.ndarray) -> int:
+    px = out[mask > 0].astype(int)
+    return int(((px[:, 0] > 170) & (px[:, 1] < 80)).sum())
+
+
+def test_sampling_area_keeps_red_outside_it_out_of_the_fill(server):
+    img, mask = _red_above_and_below()
+    fill = lambda **f: decode(_post(server, {"image": img, "mask": mask}, output="image", seed=1, **f).content)  # noqa: E731
+    assert _reds(fill(), mask) > 20  # without a sampling area red is copied in
+    assert _reds(fill(source_preset="sides", source_width=24), mask) == 0
+    assert _reds(fill(source_preset="above_below", source_width=24), mask) > _reds(fill(), mask)
+    painted = np.zeros(mask.shape, np.uint8)
+    painted[24:48] = 255  # the grey rows: the same as "sides" here, painted
+    r = _post(server, {"image": img, "mask": mask, "source": painted}, output="image", seed=1)
+    assert _reds(decode(r.content), mask) == 0
+
+
+def test_sampling_area_errors(server):
+    img, mask = photo_like(64, 64), rect_mask(64, 64, (20, 20, 20, 20))
+    r = _post(server, {"image": img, "mask": mask, "source": np.zeros((64, 64), np.uint8)})
+    assert r.status_code == 422 and r.json()["error"] == "source_too_small", r.text
+    r = _post(server, {"image": img, "mask": mask, "source": np.full((64, 63), 255, np.uint8)})
+    assert r.status_code == 400 and r.json()["error"] == "size_mismatch" and "source is 63x64" in r.json()["detail"]
+    for field, value in (("source_preset", "left"), ("source_width", 0)):
+        r = _post(server, {"image": img, "mask": mask}, **{field: value})
+        assert r.status_code == 400 and field in r.json()["detail"], r.text
+    r = _post(server, {"image": img, "mask": mask}, model="diffusion", source_preset="around", source_width=1)
+    assert r.status_code == 200  # engines that do not copy patches ignore it
+
+
+def test_fill_transparent_fills_a_frame_and_needs_no_mask(server):
+    img = np.zeros((40, 48, 4), np.uint8)
+    img[5:-5, 5:-5, :3] = photo_like(30, 38, seed=3)
+    img[5:-5, 5:-5, 3] = 255
+    r = _post(server, {"image": img}, fill_transparent=1, output="image", seed=1)
+    assert r.status_code == 200, r.text
+    out = decode(r.content)
+    assert (out[:, :, 3] == 255).all() and np.array_equal(out[5:-5, 5:-5], img[5:-5, 5:-5])
+    r = _post(server, {"image": img[:, :, :3]}, fill_transparent=1)
+    assert r.status_code == 422 and r.json()["error"] == "no_transparent"
+    r = _post(server, {"image": img})
+    assert r.status_code == 400 and r.json()["error"] == "missing_field" and "fill_transparent" in r.json()["detail"]
+    r = _post(server, {"image": img, "mask": rect_mask(40, 48, (10, 10, 5, 5))}, fill_transparent="maybe")
+    assert r.status_code == 400 and r.json()["error"] == "bad_field"

@@ -57,3 +57,35 @@ def test_fill_runs_with_sleeping_openmp_workers(tmp_path):
     if "GOMP_SPINCOUNT" not in res.stderr:
         pytest.skip("this torch's OpenMP runtime is not libgomp, which reports its spin count")
     assert "GOMP_SPINCOUNT = '0'" in res.stderr, res.stderr
+
+
+def test_fill_variations_are_named_by_seed_and_repeat_per_seed(tmp_path):
+    img = np.random.default_rng(5).integers(0, 256, (96, 96, 3), dtype=np.uint8)  # noise: many equally good copies
+    mask = rect_mask(96, 96, (20, 30, 50, 30))
+    (tmp_path / "a.png").write_bytes(png(img))
+    (tmp_path / "m.png").write_bytes(png(mask))
+    base = ["fill", str(tmp_path / "a.png"), str(tmp_path / "m.png"), "--models-dir", str(tmp_path), "--device", "cpu"]
+    assert main([*base, "-o", str(tmp_path / "out.png"), "--seed", "7", "--variations", "3"]) == 0
+    assert sorted(p.name for p in tmp_path.glob("out*")) == ["out-seed7.png", "out-seed8.png", "out-seed9.png"]
+    assert main([*base, "-o", str(tmp_path / "again.png"), "--seed", "8"]) == 0
+    fills = {n: decode((tmp_path / f"{n}.png").read_bytes()) for n in ("out-seed7", "out-seed8", "out-seed9", "again")}
+    assert np.array_equal(fills["again"], fills["out-seed8"])  # the same seed, the same fill
+    assert not np.array_equal(fills["out-seed7"], fills["out-seed8"])
+    assert not np.array_equal(fills["out-seed8"], fills["out-seed9"])
+
+
+def test_fill_with_sampling_area_and_transparent_pixels(tmp_path, capsys):
+    img = np.zeros((40, 48, 4), np.uint8)
+    img[4:-4, 4:-4, :3] = photo_like(32, 40, seed=2)
+    img[4:-4, 4:-4, 3] = 255
+    (tmp_path / "a.png").write_bytes(png(img))
+    base = ["fill", str(tmp_path / "a.png"), "-o", str(tmp_path / "o.png"), "--models-dir", str(tmp_path)]
+    assert main([*base, "--fill-transparent", "--source-preset", "around", "--source-width", "12"]) == 0
+    assert (decode((tmp_path / "o.png").read_bytes())[:, :, 3] == 255).all()
+    assert main(base) == 2 and "MASK is required" in capsys.readouterr().err
+    (tmp_path / "s.png").write_bytes(png(np.zeros((40, 47), np.uint8)))
+    assert main([*base, "--fill-transparent", "--source", str(tmp_path / "s.png")]) == 1
+    assert "source 47x40" in capsys.readouterr().err
+    (tmp_path / "s.png").write_bytes(png(np.zeros((40, 48), np.uint8)))
+    assert main([*base, "--fill-transparent", "--source", str(tmp_path / "s.png")]) == 1
+    assert "sampling area" in capsys.readouterr().err

@@ -29,7 +29,7 @@ CHROOTS = {  # GIMP version -> (chroot, required in CI)
 }
 WRAPPER = ROOT / "gimp_plugin" / "ci" / "gimp3-batch.sh"
 SCENARIOS = ["basic", "offsets_and_two_regions", "group_and_text_visible", "high_bit_depth_and_grey",
-             "no_selection", "backend_down", "token"]
+             "no_selection", "backend_down", "token", "sampling_area", "transparent_frame", "variations_and_compare"]
 SELECTION = (64, 48, 164, 112)  # of the basic scenario: x0, y0, x1, y1
 
 

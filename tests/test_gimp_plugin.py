@@ -26,7 +26,18 @@ import job_watchdog  # noqa: E402
 import png_codec  # noqa: E402
 import selection_geometry as geo  # noqa: E402
 from fill_job import Crop, FillJob  # noqa: E402
-from fill_settings import AUTO, DEFAULT_URL, TOKEN_ENV, FillSettings, Source, load_token, save_token  # noqa: E402
+from fill_settings import (  # noqa: E402
+    AUTO,
+    DEFAULT_URL,
+    TOKEN_ENV,
+    FillSettings,
+    SampleFrom,
+    Source,
+    layer_name,
+    load_token,
+    over_half,
+    save_token,
+)
 
 from backend.install import gimp as gimp_install  # noqa: E402
 
@@ -207,10 +218,35 @@ def test_settings_form_fields():
 
 def test_settings_from_a_gimp_config_with_empty_strings_as_none():
     values = {"model": None, "url": "127.0.0.1:7860", "token": None, "grow": 3, "feather": 0, "context": -1,
-              "source": "visible"}
+              "source": "visible", "sample": "above-below", "sample-width": 20, "sample-channel": None,
+              "fill-transparent": True, "variations": 2, "seed": 4, "compare": None}
     s = FillSettings.from_values(values.get)
-    assert (s.model, s.token, s.source) == ("", "", Source.VISIBLE)
+    assert (s.model, s.token, s.source, s.sample_channel, s.compare) == ("", "", Source.VISIBLE, "", "")
+    assert (s.sample, s.sample_width, s.fill_transparent, s.variations, s.seed) == (SampleFrom.ABOVE_BELOW, 20, True, 2, 4)
     assert s.checked().url == "http://127.0.0.1:7860"
+
+
+def test_settings_sampling_transparent_and_seed_fields():
+    fields = FillSettings(sample=SampleFrom.ABOVE_BELOW, sample_width=30, fill_transparent=True).form_fields("m", 9)
+    assert fields == {"output": "layer", "grow": "2", "feather": "2", "context": "auto", "model": "m", "seed": "9",
+                      "source_preset": "above_below", "source_width": "30", "fill_transparent": "1"}
+    assert "source_preset" not in FillSettings(sample=SampleFrom.CHANNEL, sample_channel="c").form_fields()
+    with pytest.raises(ValueError, match="saved channel"):
+        FillSettings(sample=SampleFrom.CHANNEL).checked()
+    with pytest.raises(ValueError, match="Variations"):
+        FillSettings(variations=9).checked()
+    assert over_half(bytes([0, 127, 128, 255])) == bytes([0, 0, 255, 255])
+
+
+def test_runs_per_compared_model_and_variation_seed():
+    assert FillSettings(model="m").runs(100) == [("m", None)]  # one fill: the backend picks the seed
+    assert FillSettings(model="m", seed=3).runs(100) == [("m", 3)]
+    assert FillSettings(model="m", variations=3).runs(100) == [("m", 100), ("m", 101), ("m", 102)]
+    assert FillSettings(model="m", variations=2, seed=7, compare="a, b,").checked().runs(100) == \
+        [("a", 7), ("a", 8), ("b", 7), ("b", 8)]
+    assert layer_name("base", "patchmatch", None, False) == "base (inpainted)"
+    assert layer_name("base", "patchmatch", None, True) == "base (inpainted, patchmatch)"
+    assert layer_name("base", "patchmatch", 123, False) == "base (inpainted, patchmatch seed 123)"
 
 
 def test_token_file_is_private_and_emptied_by_an_empty_token(tmp_path):
@@ -230,7 +266,7 @@ def test_procedure_arguments_match_the_settings():
     args = {node.args[0].value for node in ast.walk(tree)
             if isinstance(node, ast.Call) and getattr(node.func, "attr", "").startswith("add_")
             and getattr(node.func, "attr", "").endswith("_argument")}
-    assert args == set(FillSettings.__dataclass_fields__)
+    assert args == {name.replace("_", "-") for name in FillSettings.__dataclass_fields__}
 
 
 def test_libgimp_is_confined_to_one_executable_module():
@@ -264,6 +300,74 @@ def test_fill_job_fills_two_crops(server):
         px = np.frombuffer(piece.pixels, np.uint8).reshape(piece.box[3] - piece.box[1], piece.box[2] - piece.box[0], 4)
         assert (px[:, :, 3] == 255).all()
         assert not (px[:, :, :3] == RED).all(axis=2).any(), "red left in the fill"
+
+
+def _red_above_and_below(size=72):
+    """Red everywhere but the selected rows, where the photo is: a fill copies red unless it samples the sides."""
+    img, mask = scene(size, size, (size // 3, size // 3, size * 2 // 3, size * 2 // 3))
+    img[: size // 3, :, :3] = RED
+    img[size * 2 // 3:, :, :3] = RED
+    return img, mask
+
+
+def _reds(piece) -> int:
+    px = np.frombuffer(piece.pixels, np.uint8).reshape(-1, 4)
+    return int(((px[:, 0] > 170) & (px[:, 1] < 80) & (px[:, 2] < 80)).sum())
+
+
+def test_fill_job_runs_each_seed_and_keeps_red_outside_a_painted_channel_out(server):
+    img, mask = _red_above_and_below()
+    sides = np.zeros(mask.shape, np.uint8)
+    sides[24:48] = 200  # a saved channel over the photo's rows only (more than half white)
+    crop = Crop((0, 0, 72, 72), rgba(img), rgba(mask))
+    backend = backend_client.Backend(server.url)
+    settings = FillSettings(model="patchmatch", grow=0, feather=0)
+    job = FillJob(backend, settings, [crop], poll=0.02, runs=settings.runs(0))
+    job.run()
+    assert job.error is None and _reds(job.pieces[0]) > 20  # the control: from everywhere, red is copied in
+    painted = FillSettings(model="patchmatch", grow=0, feather=0, sample=SampleFrom.CHANNEL, sample_channel="c",
+                           variations=2, seed=11)
+    job = FillJob(backend, painted, [Crop(crop.box, crop.pixels, crop.mask, over_half(rgba(sides)))], poll=0.02,
+                  runs=painted.runs(0))
+    job.run()
+    assert job.error is None
+    assert [(f.model, f.seed) for f in job.fills] == [("patchmatch", 11), ("patchmatch", 12)]
+    assert all(_reds(f.pieces[0]) == 0 for f in job.fills)
+    sided = FillSettings(model="patchmatch", grow=0, feather=0, sample=SampleFrom.SIDES, sample_width=20)
+    job = FillJob(backend, sided, [crop], poll=0.02)
+    job.run()
+    assert job.error is None and _reds(job.pieces[0]) == 0
+
+
+def test_fill_job_compares_models_one_fill_each(server):
+    img, mask = scene(48, 48, (16, 16, 32, 32))
+    settings = FillSettings(grow=0, feather=0, compare="patchmatch,diffusion").checked()
+    job = FillJob(backend_client.Backend(server.url), settings, [Crop((0, 0, 48, 48), rgba(img), rgba(mask))],
+                  poll=0.02, runs=settings.runs(0))
+    job.run()
+    assert job.error is None and [f.model for f in job.fills] == ["patchmatch", "diffusion"]
+    assert job.fills[0].pieces[0].pixels != job.fills[1].pieces[0].pixels
+
+
+def test_fill_job_fills_transparent_pixels_without_a_selection(server):
+    img = np.dstack([photo_like(40, 48), np.full((40, 48), 255, np.uint8)])
+    img[:, :6] = 0  # a transparent strip along the left side, as after enlarging the canvas
+    job = FillJob(backend_client.Backend(server.url), FillSettings(grow=0, feather=0, fill_transparent=True),
+                  [Crop((0, 0, 48, 40), rgba(img), bytes(48 * 40))], poll=0.02)
+    job.run()
+    assert job.error is None and [p.box for p in job.pieces] == [(0, 0, 6, 40)]
+    assert set(job.pieces[0].pixels[3::4]) == {255}
+
+
+def test_a_sampling_area_too_small_is_put_in_words(server):
+    img, mask = scene(48, 48, (16, 16, 32, 32))
+    tiny = np.zeros((48, 48), np.uint8)
+    tiny[2:5, 2:5] = 255  # no whole patch
+    job = FillJob(backend_client.Backend(server.url), FillSettings(model="patchmatch", grow=0, feather=0),
+                  [Crop((0, 0, 48, 48), rgba(img), rgba(mask), rgba(tiny))], poll=0.02)
+    job.run()
+    assert isinstance(job.error, backend_client.BackendError) and job.error.code == "source_too_small"
+    assert "Widen Sample width" in str(job.error)
 
 
 def test_fill_job_reports_backend_errors_in_words(server):

@@ -176,7 +176,8 @@ def test_krita_loaded_the_plugin_and_ran_every_scenario(krita):
     assert krita.report["actions"] == {"inpaint_selection_fill": True, "inpaint_selection_compare": True,
                                        "inpaint_selection_cancel": True}
     assert krita.report["shortcut"] == "Ctrl+Alt+Shift+F"
-    expected = {"empty", "down", "start", "u16", "f32", "visible", "compare", "u8"} - ({"start"} if krita.chroot else set())
+    expected = {"empty", "down", "start", "u16", "f32", "visible", "compare", "u8", "sample_whole", "sample_sides",
+                "sample_painted", "sample_mask", "transparent", "variations"} - ({"start"} if krita.chroot else set())
     assert set(krita.report["scenarios"]) == expected
 
 
@@ -254,6 +255,64 @@ def test_compare_adds_a_group_with_one_layer_per_ready_model(krita):
     assert all(depth == 1 and kind == "paintlayer" for depth, _, kind in s["tree"][3:])
     for i in range(len(ready)):
         check_fill(krita, "compare", f"layer{i}", SMALL)
+
+
+def _reds(run: Run, key: str) -> int:
+    """Red pixels (the colour above and below the sampling scenario's selection) in its fill."""
+    new = canvas(run, key, "layer0")
+    x, y, w, h = SMALL
+    px = new[y:y + h, x:x + w, :3].reshape(-1, 3)
+    return int(((px[:, 0] > 0.6) & (px[:, 1] < 0.3) & (px[:, 2] < 0.3)).sum())
+
+
+def test_sampling_area_keeps_red_outside_it_out_of_the_fill(krita):
+    for key in ("sample_whole", "sample_sides", "sample_painted", "sample_mask"):
+        s = krita.scenario(key)
+        assert s["ok"], s["message"]
+        assert s["new_layers"] == [f"Inpaint: {default_model(krita)}"]
+    if default_model(krita) != "patchmatch":
+        pytest.skip("the sampling area applies to engines that copy patches; this backend's default does not")
+    assert _reds(krita, "sample_whole") > 50, "the control: from the whole layer, red is copied in"
+    assert _reds(krita, "sample_sides") == 0, "Sample from: Sides copied red from above or below"
+    assert _reds(krita, "sample_painted") == 0, "Sample from: a painted layer copied red from outside it"
+    assert _reds(krita, "sample_mask") == 0, "Sample from: a selection mask copied red from outside it"
+
+
+def test_fill_transparent_fills_a_frame_on_all_four_sides(krita):
+    s = krita.scenario("transparent")
+    assert s["ok"], s["message"]
+    assert s["setting"] is True and s["new_layers"] == [f"Inpaint: {default_model(krita)}"]
+    base, new = canvas(krita, "transparent", "base_before"), canvas(krita, "transparent", "layer0")
+    f = s["frame"]
+    clear = base[:, :, 3] == 0
+    assert clear[:f].all() and clear[-f:].all() and clear[:, :f].all() and clear[:, -f:].all()
+    assert (new[clear, 3] >= 1 - 1 / 255).all(), "a transparent pixel was left unfilled"
+    assert new[~clear, 3].max() == 0, "the layer covers the opaque part too"
+    inside = base[~clear, :3]
+    lo, hi = inside.min(axis=0) - 0.05, inside.max(axis=0) + 0.05
+    # Each side continues the picture's edge next to it (the picture is a gradient: its far side looks different).
+    sides = {"top": (new[:f, f:-f], base[f:2 * f, f:-f]), "bottom": (new[-f:, f:-f], base[-2 * f:-f, f:-f]),
+             "left": (new[f:-f, :f], base[f:-f, f:2 * f]), "right": (new[f:-f, -f:], base[f:-f, -2 * f:-f])}
+    for side, (filled, edge) in sides.items():
+        rgb = filled[..., :3].reshape(-1, 3)
+        assert ((rgb >= lo) & (rgb <= hi)).all(), f"a {side} frame pixel has a colour the picture does not have"
+        off = np.abs(rgb.mean(axis=0) - edge[..., :3].reshape(-1, 3).mean(axis=0)).max()
+        assert off < 0.12, f"the {side} side's colour is {off:.2f} off the picture's edge beside it"
+
+
+def test_variations_land_as_layers_with_distinct_seeds_in_one_group(krita):
+    s = krita.scenario("variations")
+    assert s["ok"], s["message"]
+    assert s["setting"] == 3
+    model = default_model(krita)
+    assert s["tree"][:3] == [[0, "Background", "paintlayer"], [0, "base", "paintlayer"],
+                             [0, "Inpaint variations (3 seeds)", "grouplayer"]]
+    seeds = [int(name.rsplit(" ", 1)[1]) for name in s["new_layers"]]
+    assert s["new_layers"] == [f"Inpaint: {model} seed {seed}" for seed in seeds]
+    assert len(set(seeds)) == 3 and sorted(seeds) == list(range(min(seeds), min(seeds) + 3))
+    assert all(depth == 1 and kind == "paintlayer" for depth, _, kind in s["tree"][3:])
+    for i in range(3):
+        check_fill(krita, "variations", f"layer{i}", SMALL)
 
 
 def test_nothing_selected_is_refused_politely(krita):

@@ -27,7 +27,7 @@ from inpaint_selection import fill, geometry, krita_api, messages, models, pixel
 from inpaint_selection.client import BackendError, Client  # noqa: E402
 from inpaint_selection.geometry import Rect  # noqa: E402
 from inpaint_selection.pixels import Depth, Rgba  # noqa: E402
-from inpaint_selection.settings import Settings, Source  # noqa: E402
+from inpaint_selection.settings import SampleFrom, Settings, Source  # noqa: E402
 from stub_backend import StubBackend  # noqa: E402
 
 from backend.engines.region import auto_context as backend_auto_context  # noqa: E402
@@ -66,8 +66,11 @@ def gradient(rect: Rect) -> np.ndarray:
 class FakeDocument:
     """What krita_api.KritaDocument offers, over computed pixels; every call must come from the UI (main) thread."""
 
-    def __init__(self, w=320, h=240, depth="U8", model="RGBA", selection=((100, 80, 60, 40, 255),)):
+    def __init__(self, w=320, h=240, depth="U8", model="RGBA", selection=((100, 80, 60, 40, 255),), nodes=None,
+                 transparent=None):
         self.w, self.h, self.depth, self.model, self.selection = w, h, depth, model, list(selection)
+        self.nodes = nodes or {}  # name -> ("layer", float RGBA canvas) or ("mask", uint8 canvas)
+        self.transparent = transparent  # (x, y, w, h) of the canvas where the layer has no pixels
         self.reads: list[tuple[str, Rect]] = []
         self.added: list[tuple[str | None, list[fill.NewLayer]]] = []
         self.open = True
@@ -108,7 +111,20 @@ class FakeDocument:
     def read_pixels(self, rect, source):
         self._ui_thread()
         self.reads.append((source.value, rect))
-        return to_krita(gradient(rect), Depth(self.depth))
+        rgba = gradient(rect)
+        if self.transparent is not None:
+            x, y, w, h = self.transparent
+            rgba[max(0, y - rect.y):max(0, y + h - rect.y), max(0, x - rect.x):max(0, x + w - rect.x)] = 0
+        return to_krita(rgba, Depth(self.depth))
+
+    def read_node(self, name, rect):
+        self._ui_thread()
+        self.reads.append((f"node {name}", rect))
+        if name not in self.nodes:
+            return None
+        kind, canvas = self.nodes[name]
+        part = canvas[rect.y:rect.bottom, rect.x:rect.right]
+        return kind, part.tobytes() if kind == "mask" else to_krita(part, Depth(self.depth))
 
     def add_layers(self, layers, group):
         self._ui_thread()
@@ -334,6 +350,90 @@ def test_compare_adds_a_group_with_one_layer_per_model():
     assert layers[0].data != layers[1].data
 
 
+def test_variations_add_a_group_of_layers_named_by_consecutive_seeds():
+    doc = FakeDocument()
+    with StubBackend(models=("alpha",)) as stub:
+        c, loop, outcomes = make_controller(stub.url, doc, model="alpha", variations=3, seed=40)
+        ok, message = run_fill(c, loop, outcomes)
+        assert ok, message
+        assert [job["fields"]["seed"] for job in stub.jobs.values()] == ["40", "41", "42"]
+        c.update_settings(seed=-1)  # random: a fresh first seed, the others follow it
+        assert run_fill(c, loop, outcomes)[0]
+        random_seeds = [int(job["fields"]["seed"]) for job in list(stub.jobs.values())[3:]]
+    (group, layers), (_, random_layers) = doc.added
+    assert group == "Inpaint variations (3 seeds)"
+    assert [layer.name for layer in layers] == ["Inpaint: alpha seed 40", "Inpaint: alpha seed 41", "Inpaint: alpha seed 42"]
+    assert random_seeds == [random_seeds[0] + i for i in range(3)]
+    assert [layer.name for layer in random_layers] == [f"Inpaint: alpha seed {s}" for s in random_seeds]
+
+
+def test_one_fill_lets_the_backend_pick_the_seed_unless_one_is_set():
+    doc = FakeDocument()
+    with StubBackend(models=("alpha",)) as stub:
+        c, loop, outcomes = make_controller(stub.url, doc, model="alpha")
+        assert run_fill(c, loop, outcomes)[0]
+        c.update_settings(seed=5)
+        assert run_fill(c, loop, outcomes)[0]
+        first, second = stub.jobs.values()
+    assert "seed" not in first["fields"] and second["fields"]["seed"] == "5"
+    assert [(group, [layer.name for layer in layers]) for group, layers in doc.added] == \
+        [(None, ["Inpaint: alpha"]), (None, ["Inpaint: alpha"])]
+
+
+@pytest.mark.parametrize("sample", [SampleFrom.AROUND, SampleFrom.SIDES, SampleFrom.ABOVE_BELOW])
+def test_sampling_presets_reach_the_backend(sample):
+    with StubBackend() as stub:
+        c, loop, outcomes = make_controller(stub.url, FakeDocument(), sample=sample, sample_width=30)
+        assert run_fill(c, loop, outcomes)[0]
+        [job] = stub.jobs.values()
+    assert job["fields"]["source_preset"] == sample.value and job["fields"]["source_width"] == "30"
+    assert job["source"] is None
+
+
+@pytest.mark.parametrize("kind", ["layer", "mask"])
+def test_a_painted_area_goes_as_the_source_over_half_opaque_only(kind):
+    area = np.zeros((240, 320), np.float64)
+    area[60:140, 20:90] = 0.8  # more than half: sampled
+    area[60:140, 200:260] = 0.4  # less than half: not
+    if kind == "layer":
+        canvas = np.zeros((240, 320, 4))
+        canvas[:, :, 0], canvas[:, :, 3] = 1.0, area
+    else:
+        canvas = (area * 255).astype(np.uint8)
+    doc = FakeDocument(nodes={"sample here": (kind, canvas)})
+    with StubBackend() as stub:
+        c, loop, outcomes = make_controller(stub.url, doc, sample=SampleFrom.PAINTED, sample_node="sample here")
+        assert run_fill(c, loop, outcomes)[0]
+        [job] = stub.jobs.values()
+    crop = c.status.last_crop
+    want = np.where(area[crop[1]:crop[1] + crop[3], crop[0]:crop[0] + crop[2]] > 0.5, 255, 0)
+    assert job["source"].shape == job["mask"].shape and np.array_equal(job["source"], want)
+    assert want.any() and "source_preset" not in job["fields"]
+
+
+def test_a_painted_area_that_is_missing_or_empty_is_refused():
+    doc = FakeDocument(nodes={"blank": ("mask", np.zeros((240, 320), np.uint8))})
+    c, loop, outcomes = make_controller("http://127.0.0.1:9", doc, sample=SampleFrom.PAINTED)
+    assert c.fill() is False and outcomes[-1] == (False, messages.NO_SAMPLE_NODE)
+    c.update_settings(sample_node="nope")
+    assert c.fill() is False and "no layer or selection mask named 'nope'" in outcomes[-1][1]
+    c.update_settings(sample_node="blank")
+    assert c.fill() is False and "'blank' covers nothing" in outcomes[-1][1]
+
+
+def test_fill_transparent_sends_the_whole_canvas_and_needs_no_selection():
+    doc = FakeDocument(selection=(), transparent=(0, 0, 320, 20))
+    with StubBackend() as stub:
+        c, loop, outcomes = make_controller(stub.url, doc, fill_transparent=True)
+        ok, message = run_fill(c, loop, outcomes)
+        assert ok, message
+        [job] = stub.jobs.values()
+    assert job["fields"]["fill_transparent"] == "1"
+    assert job["image"].shape[:2] == (240, 320) and not job["mask"].any()
+    [(_, [layer])] = doc.added
+    assert layer.rect == Rect(0, 0, 320, 20)  # the stub filled the transparent strip: the layer holds just it
+
+
 def test_compare_needs_a_ticked_ready_model():
     doc = FakeDocument()
     c, loop, outcomes = make_controller("http://127.0.0.1:9", doc)
@@ -524,6 +624,7 @@ def test_model_picker_shows_a_checkpoints_summary_beside_its_name():
     ("not_running", "not running"), ("unauthorized", "token"), ("model_not_ready", "cannot run yet"),
     ("empty_mask", "empty"), ("full_mask", "covers everything"), ("image_too_large", "too large"),
     ("timeout", "did not answer"), ("cancelled", "Cancelled"), ("internal", "failed"), ("weird", "refused"),
+    ("source_too_small", "widen Sample width"), ("no_transparent", "no fully transparent pixels"),
 ])
 def test_errors_in_plain_words(code, words):
     assert words in messages.explain(BackendError(code, "detail"), "http://127.0.0.1:7860")
@@ -532,12 +633,14 @@ def test_errors_in_plain_words(code, words):
 def test_settings_round_trip_and_bad_values():
     store = {}
     s = Settings(url="http://h:1", token="t", model="m", compare=["a", "b"], source=Source.VISIBLE, grow=-3,
-                 feather=4, context=None, backend_command="py -m backend.cli serve")
+                 feather=4, context=None, backend_command="py -m backend.cli serve", sample=SampleFrom.SIDES,
+                 sample_width=12, sample_node="area", fill_transparent=True, variations=4, seed=9)
     s.save(store.__setitem__)
     assert Settings.load(lambda k, d: store.get(k, d)) == s
-    store.update(grow="lots", context="12", source="nonsense", feather="-5")
+    store.update(grow="lots", context="12", source="nonsense", feather="-5", sample="left", variations="20")
     loaded = Settings.load(lambda k, d: store.get(k, d))
     assert (loaded.grow, loaded.context, loaded.source, loaded.feather) == (0, 12, Source.LAYER, 0)
+    assert (loaded.sample, loaded.variations) == (SampleFrom.WHOLE, 8)
     assert Settings.load(lambda k, d: d) == Settings()
 
 

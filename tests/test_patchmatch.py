@@ -16,6 +16,7 @@ from backend.classical.nnf import (
 )
 from backend.classical.patchmatch import PatchMatchEngine, complete
 from backend.engines.base import Cancelled, InpaintOptions, OptionError, Progress
+from backend.engines.sampling import SourceTooSmall
 
 
 def tiled(size: int = 128, period: int = 16, seed: int = 1) -> torch.Tensor:
@@ -266,3 +267,48 @@ def test_matches_is_empty_without_a_valid_source():
     query = torch.rand(3, 20, 20)
     m = nearest_patches(query, source_mask=torch.zeros(20, 20, dtype=torch.bool))
     assert isinstance(m, Matches) and m.query.numel() == 0
+
+
+# ----------------------------------------------------------------------------- sampling area
+
+
+def _red_left(size: int = 80):
+    """Grey noise with a red left part that the hole reaches into: a fill copies red unless told not to."""
+    g = torch.Generator().manual_seed(0)
+    image = torch.rand(1, 3, size, size, generator=g) * 0.3 + 0.35
+    image[..., : size * 2 // 5] = torch.tensor([0.9, 0.1, 0.1]).view(1, 3, 1, 1) + 0.05 * torch.rand(1, 3, size, size * 2 // 5, generator=g)
+    hole = box_hole(size, (size // 3, size * 2 // 3, size * 3 // 8, size * 5 // 8))
+    return image, hole
+
+
+def _red_count(out: torch.Tensor, hole: torch.Tensor) -> int:
+    px = out[0][:, hole[0, 0] > 0]
+    return int(((px[0] > 0.6) & (px[1] < 0.3)).sum())
+
+
+def test_sampling_area_keeps_what_lies_outside_it_out_of_the_fill():
+    image, hole = _red_left()
+    assert _red_count(complete(image * (1 - hole), hole, generator=torch.Generator().manual_seed(1)), hole) > 50
+    source = torch.zeros_like(hole)
+    source[..., image.shape[-1] // 2 :] = 1.0  # the grey right half only
+    out = complete(image * (1 - hole), hole, source=source, generator=torch.Generator().manual_seed(1))
+    assert _red_count(out, hole) == 0
+    assert torch.equal(out[hole.expand_as(out) == 0], image[hole.expand_as(image) == 0])
+
+
+def test_engine_reads_the_sampling_area_from_its_options():
+    image, hole = _red_left()
+    source = torch.zeros_like(hole)
+    source[..., image.shape[-1] // 2 :] = 1.0
+    engine = PatchMatchEngine("cpu")
+    options = InpaintOptions(seed=1, params=engine.parse_params({}), source=source)
+    assert engine.copies_patches
+    assert _red_count(engine.inpaint(image * (1 - hole), hole, options, Progress()), hole) == 0
+
+
+def test_sampling_area_without_a_whole_patch_is_refused():
+    image, hole = _red_left()
+    source = torch.zeros_like(hole)
+    source[..., 5:10, 60:66] = 1.0  # 5 rows: no 7x7 patch fits
+    with pytest.raises(SourceTooSmall, match="7x7"):
+        complete(image * (1 - hole), hole, source=source)

@@ -2,7 +2,7 @@
 
 The fenced bash blocks of README.md, krita_plugin/README.md and gimp_plugin/README.md run in order, each block as
 one bash script (set -euo pipefail), in a temporary folder with HOME, XDG_DATA_HOME and XDG_CONFIG_HOME inside it:
-photo.jpg, photo.png, mask.png, painting.jpg, photos/ and masks/, a few photos in ~/Pictures/landscapes, a copy of
+photo.jpg, photo.png, mask.png, canvas.png (a photo in a transparent frame), painting.jpg, photos/ and masks/, a few photos in ~/Pictures/landscapes, a copy of
 krita_plugin/ (for build_zip.py), and the imt checkpoint `my-imt` that the style-transfer example names.
 `inpaint-backend` is this checkout's (a shim first on PATH).
 
@@ -96,6 +96,9 @@ def make_work_folder(work: Path) -> dict[str, str]:
         d.mkdir(parents=True)
     cv2.imwrite(str(work / "photo.jpg"), photo_like(72, 96, seed=1)[:, :, ::-1])
     cv2.imwrite(str(work / "photo.png"), photo_like(72, 96, seed=1)[:, :, ::-1])
+    canvas = np.zeros((72, 96, 4), np.uint8)
+    canvas[8:-8, 8:-8] = cv2.cvtColor(photo_like(56, 80, seed=1)[:, :, ::-1], cv2.COLOR_BGR2BGRA)
+    cv2.imwrite(str(work / "canvas.png"), canvas)
     cv2.imwrite(str(work / "painting.jpg"), photo_like(64, 64, seed=5)[:, :, ::-1])
     cv2.imwrite(str(work / "mask.png"), rect_mask(72, 96, (30, 20, 24, 18)))
     for i in range(2):

@@ -6,6 +6,7 @@ import secrets
 import time
 from typing import Any
 
+import numpy as np
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from backend import jsonlimits
@@ -13,11 +14,12 @@ from backend.api.errors import ApiError, error_response
 from backend.engines.base import shown, to_number
 from backend.images import b64decode, decode_image, decode_mask, encode_png, probe
 from backend.jobs import DONE, RETRY_AFTER_S
-from backend.request import Blend, FillRequest, FillResult, Output
+from backend.request import Blend, FillRequest, FillResult, Output, SourcePreset
 
 bp = Blueprint("inpaint", __name__)
 
-FIELDS = {"image", "mask", "model", "output", "grow", "feather", "context", "seed", "blend", "options"}
+FIELDS = {"image", "mask", "model", "output", "grow", "feather", "context", "seed", "blend", "options",
+          "source", "source_preset", "source_width", "fill_transparent"}
 MAX_DEPTH = 16  # JSON nesting a request may have: the API's own is 2 (a body holding 'options')
 
 
@@ -45,6 +47,15 @@ def _choice(fields: dict[str, Any], name: str, enum_type, default):
         raise ApiError(400, "bad_field", f"'{name}' must be one of {allowed}, got {shown(value)}") from None
 
 
+def _flag(fields: dict[str, Any], name: str) -> bool:
+    value = fields.get(name)
+    if value in (None, "", False, 0, "0", "false", "False"):
+        return False
+    if value in (True, 1, "1", "true", "True"):
+        return True
+    raise ApiError(400, "bad_field", f"'{name}' must be 1 or 0 (true or false), got {shown(value)}")
+
+
 def _options(value: Any) -> dict[str, Any]:
     if value is None or value == "":
         return {}
@@ -68,25 +79,24 @@ def parse_fill_request(service) -> FillRequest:
             raise ApiError(400, "bad_request", f"the body is not valid JSON: {e}") from None
         if not isinstance(fields, dict):
             raise ApiError(400, "bad_request", "the body is not a JSON object")
-        for name in ("image", "mask"):
-            if name not in fields:
-                raise ApiError(400, "missing_field", f"'{name}' is required (base64 image)")
-        image_bytes = b64decode(fields["image"], "image")
-        mask_bytes = b64decode(fields["mask"], "mask")
+        if "image" not in fields:
+            raise ApiError(400, "missing_field", "'image' is required (base64 image)")
+        parts = {name: b64decode(fields[name], name) for name in ("image", "mask", "source") if name in fields}
     elif request.mimetype == "multipart/form-data":
         fields = request.form.to_dict()
         if None in fields or None in request.files:
             raise ApiError(400, "bad_request", "a form part has no name (Content-Disposition: form-data; name=\"...\")")
-        for name in ("image", "mask"):
-            if name not in request.files:
-                raise ApiError(400, "missing_field", f"'{name}' is required as a file part")
-        image_bytes = request.files["image"].read()
-        mask_bytes = request.files["mask"].read()
+        if "image" not in request.files:
+            raise ApiError(400, "missing_field", "'image' is required as a file part")
+        parts = {name: request.files[name].read() for name in ("image", "mask", "source") if name in request.files}
     else:
         raise ApiError(415, "unsupported_media_type", "send multipart/form-data or application/json")
     unknown = sorted(set(fields) - FIELDS)
     if unknown:
         raise ApiError(400, "bad_field", f"unknown field(s): {', '.join(unknown)}")
+    fill_transparent = _flag(fields, "fill_transparent")
+    if "mask" not in parts and not fill_transparent:  # with it, the image's transparent pixels may be the whole hole
+        raise ApiError(400, "missing_field", "'mask' is required (an image part; optional with fill_transparent=1)")
 
     model = fields.get("model")
     if model is not None and not isinstance(model, str):
@@ -95,11 +105,18 @@ def parse_fill_request(service) -> FillRequest:
     context = fields.get("context")
     ctx = None if context in (None, "", "auto") else _int(fields, "context", 0, 0, 8192)
     seed = _int(fields, "seed", -1, -1, 2**31 - 1)
-    w, h, _ = probe(image_bytes, "image", limit)
+    w, h, _ = probe(parts["image"], "image", limit)
     service.worker.check_room(w * h)  # a full queue refuses before spending memory on the pixels
+    image = decode_image(parts["image"], limit, "image")
+    mask = decode_mask(parts["mask"], limit, "mask") if "mask" in parts else np.zeros(image.shape[:2], np.float32)
+    source = decode_mask(parts["source"], limit, "source") if "source" in parts else None
+    for name, arr in (("mask", mask), ("source", source)):
+        if arr is not None and arr.shape != image.shape[:2]:
+            raise ApiError(400, "size_mismatch", f"image is {image.shape[1]}x{image.shape[0]} but {name} is "
+                                                 f"{arr.shape[1]}x{arr.shape[0]}; they must match")
     req = FillRequest(
-        image=decode_image(image_bytes, limit, "image"),
-        mask=decode_mask(mask_bytes, limit, "mask"),
+        image=image,
+        mask=mask,
         model=model,
         output=_choice(fields, "output", Output, Output.LAYER),
         grow=_int(fields, "grow", 0, -1000, 1000),
@@ -108,11 +125,11 @@ def parse_fill_request(service) -> FillRequest:
         seed=secrets.randbelow(2**31 - 1) if seed < 0 else seed,
         blend=_choice(fields, "blend", Blend, Blend.ALPHA),
         params=_options(fields.get("options")),
+        source=source,
+        source_preset=_choice(fields, "source_preset", SourcePreset, None),
+        source_width=_int(fields, "source_width", 50, 1, 10000),
+        fill_transparent=fill_transparent,
     )
-    if req.image.shape[:2] != req.mask.shape:
-        ih, iw = req.image.shape[:2]
-        mh, mw = req.mask.shape
-        raise ApiError(400, "size_mismatch", f"image is {iw}x{ih} but mask is {mw}x{mh}; they must match")
     longest = max(req.mask.shape)
     for name, px in (("grow", req.grow), ("feather", req.feather)):
         if abs(px) > longest:  # past the image's longer side it only selects everything (or nothing)

@@ -27,18 +27,33 @@ _FIELDS = {
     "seed": {"type": "integer", "minimum": -1, "default": -1, "description": "-1: random (reported in X-Seed)"},
     "blend": {"type": "string", "enum": ["alpha", "poisson"], "default": "alpha"},
     "options": {"type": "object", "description": "engine-specific options, as listed under 'params' in /models"},
+    "source_preset": {"type": "string", "enum": ["around", "sides", "above_below"],
+                      "description": "sampling area: known pixels within source_width of the hole, on every side, only "
+                                     "left and right of it, or only above and below it (with 'source': both must hold). "
+                                     "Used by engines that copy patches (patchmatch); the others ignore it"},
+    "source_width": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 50,
+                     "description": "px, the width of source_preset's band"},
+    "fill_transparent": {"type": "integer", "enum": [0, 1], "default": 0,
+                         "description": "1: the image's fully transparent pixels (alpha 0) are filled too, joined to "
+                                        "the mask, which may then be left out; 422 no_transparent when there are none"},
 }
+_SOURCE = ("sampling area, the image's size: patches are copied only from where it is white (>= 50%; grey, or RGBA: "
+           "alpha), default everywhere outside the hole. Used by engines that copy patches (patchmatch); the learned "
+           "ones and diffusion ignore it. 422 source_too_small when it holds no whole patch inside the fill's context")
 _FILL_BODY = {
     "required": True,
     "content": {
-        "multipart/form-data": {"schema": {"type": "object", "required": ["image", "mask"], "properties": {
+        "multipart/form-data": {"schema": {"type": "object", "required": ["image"], "properties": {
             "image": {"type": "string", "format": "binary", "description": "PNG, JPEG, WebP or TIFF; RGB(A); 8 or 16 bit"},
-            "mask": {"type": "string", "format": "binary", "description": "8-bit grey (or RGBA: alpha); 0 keep, 255 fill"},
+            "mask": {"type": "string", "format": "binary",
+                     "description": "8-bit grey (or RGBA: alpha); 0 keep, 255 fill; required unless fill_transparent=1"},
+            "source": {"type": "string", "format": "binary", "description": _SOURCE},
             **{k: (v if k != "options" else {"type": "string", "description": v["description"] + " (JSON text)"})
                for k, v in _FIELDS.items()}}}},
-        "application/json": {"schema": {"type": "object", "required": ["image", "mask"], "properties": {
+        "application/json": {"schema": {"type": "object", "required": ["image"], "properties": {
             "image": {"type": "string", "contentEncoding": "base64"},
-            "mask": {"type": "string", "contentEncoding": "base64"}, **_FIELDS}}},
+            "mask": {"type": "string", "contentEncoding": "base64"},
+            "source": {"type": "string", "contentEncoding": "base64", "description": _SOURCE}, **_FIELDS}}},
     },
 }
 _JOB_ID = [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}]

@@ -41,6 +41,7 @@ from backend.classical.nnf import (
 )
 from backend.engines.base import Engine, InpaintOptions, Param, Progress
 from backend.engines.poisson import harmonic_fill
+from backend.engines.sampling import SourceTooSmall
 
 Tensor = torch.Tensor
 
@@ -68,6 +69,16 @@ def _pool_level(image: Tensor, hole: Tensor, level: int) -> tuple[Tensor, Tensor
     values = F.avg_pool2d(F.pad(image * known, pad), f) / known_share.clamp(min=1e-6)
     coarse_hole = (known_share < 0.5 * inside).to(image.dtype)
     return values * (1.0 - coarse_hole), coarse_hole
+
+
+def _pool_source(source: Tensor, level: int) -> Tensor:
+    """(1, 1, h, w) sampling area at 1 / 2**level size: a coarse pixel is in it only when all its footprint is,
+    so nothing it averages comes from outside."""
+    if level == 0:
+        return source
+    f = 1 << level
+    h, w = source.shape[-2:]
+    return -F.max_pool2d(F.pad(-source, (0, -w % f, 0, -h % f), value=0.0), f)
 
 
 def _dilate(mask: Tensor, radius: int) -> Tensor:
@@ -227,14 +238,16 @@ def _field_matches(field: Tensor, queries: Tensor, source_ok: Tensor) -> Matches
 
 
 def _settle(est: Tensor, hole: Tensor, matches: Matches, patch_size: int, trust: Tensor | None,
-            final: bool, reach: int | None) -> Tensor:
-    """The estimate after a vote (trust: per-centre weights); after the final one, seams are evened out."""
+            final: bool, reach: int | None, anchors: Tensor | None = None) -> Tensor:
+    """The estimate after a vote (trust: per-centre weights); after the final one, seams are evened out
+    against the known pixels in `anchors` (default: all known pixels)."""
     votes, covered = vote(est, matches, patch_size, None if trust is None else trust[matches.query], reach=reach)
     if final:
         # Gradient-domain touch-up: what the patches say about the known
         # pixels around the hole minus what is really there, spread smoothly
         # over the hole, removes brightness and colour seams.
-        residual = torch.where(covered & ~hole, est - votes, torch.zeros_like(est))
+        # Known pixels outside a sampling area give no residual: their colour must not seep in either.
+        residual = torch.where(covered & (~hole if anchors is None else anchors), est - votes, torch.zeros_like(est))
         votes = votes + harmonic_fill(residual[None], (~hole).to(est.dtype)[None, None])[0]
     return torch.where(hole & covered, votes, est)
 
@@ -259,6 +272,7 @@ def complete(
     iterations: int = 6,
     search_iterations: int = 2,
     band: int | None = None,
+    source: Tensor | None = None,
     generator: torch.Generator | None = None,
     progress: Progress | None = None,
     min_size: int = 100,
@@ -272,6 +286,10 @@ def complete(
     search_iterations: PatchMatch iterations per EM search.
     band: if given, source patches come only from known pixels within this
         many pixels (at full resolution) of the hole.
+    source: (1, 1, H, W), if given patches are copied only from where it is
+        > 0.5, wholly inside it at every pyramid level (fewer levels where a
+        coarse one would hold no whole patch); SourceTooSmall when even full
+        resolution holds none.
     min_size: the coarsest level's smaller side stays at least this.
     texture: weight of the texture features (0 = colours only; RGB only).
     anchor_power, anchor_floor: a match votes with weight
@@ -284,6 +302,14 @@ def complete(
     if min(image.shape[-2:]) < patch_size:  # not even one whole patch: fill smoothly
         return harmonic_fill(image, 1.0 - hole).clamp(0, 1)
     levels = level_count(hole, patch_size, max(min_size, 3 * patch_size))
+    allowed = None
+    if source is not None:
+        allowed = ((source > 0.5) & (hole < 0.5)).to(image.dtype)
+        has_patch = lambda level: bool(valid_centres(_pad(_pool_source(allowed, level), r)[0, 0] > 0.5, patch_size).any())  # noqa: E731
+        if not has_patch(0):
+            raise SourceTooSmall(f"the sampling area holds no whole {patch_size}x{patch_size} patch of known pixels")
+        while levels > 1 and not has_patch(levels - 1):
+            levels -= 1
     schedule = em_schedule(levels, iterations)
     colours = image.shape[1]
     work = image
@@ -311,10 +337,14 @@ def complete(
         # centres within r of the edge (the r of padding already lets every real pixel be one).
         queries = _dilate(hole_b, r) & valid_centres(torch.ones_like(hole_b), patch_size)
         source = ~hole_b
+        anchors = None
+        if allowed is not None:
+            source &= _pad(_pool_source(allowed, level), r)[0, 0] > 0.5
+            anchors = source
         if band is not None:
-            source &= _dilate(hole_b, max(band >> level, 2 * patch_size))
-            if not bool(valid_centres(source, patch_size).any()):
-                source = ~hole_b  # band too thin to hold a patch: use the whole crop
+            banded = source & _dilate(hole_b, max(band >> level, 2 * patch_size))
+            if bool(valid_centres(banded, patch_size).any()):
+                source = banded  # else the band is too thin to hold a patch: use the whole crop
         # Patches that see more of the real image are trusted more in the vote.
         trust = (box_count(~hole_b, patch_size).reshape(-1).to(est.dtype) / patch_size**2 + anchor_floor) ** anchor_power
         last_level = level == 0
@@ -333,7 +363,7 @@ def complete(
             seed = _field_matches(field, queries, source_ok)
             # The doubled field's matches were found a level up: trusting them
             # equally spreads the copied texture evenly.
-            est = _settle(est, hole_b, seed, patch_size, None, last_level and n_em == 0, None)
+            est = _settle(est, hole_b, seed, patch_size, None, last_level and n_em == 0, None, anchors)
         if n_em:
             # Source patches lie wholly in known pixels: describe them once per level.
             sources = SourcePatches(est, source, patch_size, dims=24 if colours != 3 else None, basis=basis)
@@ -347,7 +377,7 @@ def complete(
             # Between searches, vote only with the 3x3 middle of each patch: a
             # sharper estimate steers the next search to coherent copies
             # instead of flat areas; the final vote uses whole patches.
-            est = _settle(est, hole_b, matches, patch_size, trust, final, None if final else 1)
+            est = _settle(est, hole_b, matches, patch_size, trust, final, None if final else 1, anchors)
             field = matches.field()
         if field is None:
             field = torch.full((*hole_b.shape, 2), -1, dtype=torch.long, device=image.device)
@@ -359,6 +389,7 @@ class PatchMatchEngine(Engine):
     id = "patchmatch"
     method = "patchmatch"
     kind = "classical"
+    copies_patches = True
     description = (
         "Rebuilds the selection from patches of the surrounding image (PatchMatch + EM voting). "
         "Best for texture and background: grass, sky, walls, water. No model needed."
@@ -377,7 +408,7 @@ class PatchMatchEngine(Engine):
         band = p.get("band", 64) if p.get("sampling", "image") == "band" else None
         out = complete(
             image, hole, patch_size=patch_size, iterations=p.get("iterations", 6),
-            search_iterations=p.get("search", 2), band=band,
+            search_iterations=p.get("search", 2), band=band, source=options.source,
             generator=options.generator(image.device), progress=progress,
         )
         progress(1.0, "done")

@@ -140,6 +140,7 @@ class InpaintOptions:
 
     seed: int = 0
     params: dict[str, Any] = field(default_factory=dict)
+    source: torch.Tensor | None = None  # (1, 1, H, W), 1 where patches may be copied from; None = anywhere known
 
     def generator(self, device: torch.device | str) -> torch.Generator:
         return torch.Generator(device=device).manual_seed(self.seed)
@@ -197,6 +198,7 @@ class Engine(ABC):
     params: dict[str, Param] = {}
     needs_gradients: bool = False  # True: inpainting itself optimises (a latent search), so autograd stays on
     blends_itself: bool = False  # True: the engine joins its fill to the photo by an option of its own (no tone match)
+    copies_patches: bool = False  # True: the engine copies known patches, so a sampling area (options.source) applies
 
     def __init__(self, device: torch.device | str = "cpu"):
         self.device = torch.device(device)

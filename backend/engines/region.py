@@ -19,6 +19,7 @@ import torch
 from backend.engines import masks
 from backend.engines.base import Engine, InpaintOptions, Progress
 from backend.engines.poisson import poisson_blend
+from backend.engines.sampling import SourceTooSmall, sampling_area
 from backend.request import Blend, FillRequest, FillResult, Output
 
 
@@ -125,22 +126,33 @@ def quantize(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return np.clip(values * top + 0.5, 0, top).astype(dtype)
 
 
-def run_engine(engine: Engine, rgb: np.ndarray, hole: np.ndarray, plan: Plan, options: InpaintOptions, progress: Progress) -> np.ndarray:
-    """Scale the crop to the engine's working size, run it, and scale the result back (float32 HxWx3)."""
+def run_engine(engine: Engine, rgb: np.ndarray, hole: np.ndarray, plan: Plan, options: InpaintOptions, progress: Progress,
+               source: np.ndarray | None = None) -> np.ndarray:
+    """Scale the crop to the engine's working size, run it, and scale the result back (float32 HxWx3).
+
+    source: the crop's sampling area (bool) for an engine that copies patches (options.source); None = anywhere.
+    """
     h, w = hole.shape
     ww, wh = plan.work
     scaled = (ww, wh) != (w, h)
     img = cv2.resize(rgb, (ww, wh), interpolation=cv2.INTER_AREA) if scaled else rgb
     # Any working pixel that a hole pixel touches is generated: no hole colour may leak in.
     hol = cv2.resize(hole.astype(np.float32), (ww, wh), interpolation=cv2.INTER_AREA) > 1e-3 if scaled else hole
+    # Likewise a working pixel may be copied only when all it averages lies in the sampling area.
+    src = None
+    if source is not None:
+        src = cv2.resize(source.astype(np.float32), (ww, wh), interpolation=cv2.INTER_AREA) > 1 - 1e-3 if scaled else source
     pr, pb = plan.pad
     if pr or pb:
         mode = cv2.BORDER_REFLECT_101 if min(ww, wh) > 1 else cv2.BORDER_REPLICATE
         img = cv2.copyMakeBorder(img, 0, pb, 0, pr, mode)
         hol = np.pad(hol, ((0, pb), (0, pr)))
+        src = None if src is None else np.pad(src, ((0, pb), (0, pr)))
     dev = engine.device
     t_img = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].to(dev)
     t_hole = torch.from_numpy(hol.astype(np.float32))[None, None].to(dev)
+    if src is not None:
+        options.source = torch.from_numpy(src.astype(np.float32))[None, None].to(dev)
     with torch.inference_mode(not engine.needs_gradients):
         out = engine.inpaint(t_img * (1 - t_hole), t_hole, options, progress)
     out = out[0, :, :wh, :ww].clamp(0, 1).permute(1, 2, 0).float().cpu().numpy()
@@ -164,21 +176,33 @@ def match_tone(fill: np.ndarray, orig: np.ndarray, hole: np.ndarray) -> np.ndarr
     return fill + np.clip(offset, -MAX_TONE_SHIFT, MAX_TONE_SHIFT)
 
 
+def hole_mask(req: FillRequest) -> np.ndarray:
+    """The request's mask, joined by the image's fully transparent pixels when it asks for that."""
+    if not req.fill_transparent:
+        return req.mask
+    clear = req.image[:, :, 3] == 0 if req.image.shape[2] == 4 else None
+    if clear is None or not clear.any():
+        raise MaskError("no_transparent", "fill_transparent is set but the image has no fully transparent pixels "
+                                          "(alpha 0) to fill")
+    return np.maximum(req.mask, clear.astype(np.float32))
+
+
 def fill_region(engine: Engine, req: FillRequest, progress: Progress | None = None) -> FillResult:
     """The whole pipeline on decoded pixels; raises MaskError for selections it cannot fill."""
     progress = progress or Progress()
     image, height, width = req.image, req.image.shape[0], req.image.shape[1]
-    if not (req.mask > 0).any():
+    mask = hole_mask(req)
+    if not (mask > 0).any():
         raise MaskError("empty_mask", "the mask selects nothing: paint the area to fill (255 = fill)")
-    if (req.mask > 0).all():
+    if (mask > 0).all():
         raise MaskError("full_mask", "the mask selects the whole image: nothing is left to fill it from")
 
     # Grow and feather inside a window around the selection, not over the whole image.
-    x, y, w, h = masks.bounding_box(req.mask > 0)
+    x, y, w, h = masks.bounding_box(mask > 0)
     m = max(0, req.grow) + 2 * req.feather + 2
     wx0, wy0, wx1, wy1 = max(0, x - m), max(0, y - m), min(width, x + w + m), min(height, y + h + m)
     alpha = np.zeros((height, width), np.float32)
-    alpha[wy0:wy1, wx0:wx1] = masks.feather(masks.grow(req.mask[wy0:wy1, wx0:wx1], req.grow), req.feather)
+    alpha[wy0:wy1, wx0:wx1] = masks.feather(masks.grow(mask[wy0:wy1, wx0:wx1], req.grow), req.feather)
     # Snap alpha to the output's levels, so "alpha 0" means untouched in both outputs alike.
     top = np.iinfo(image.dtype).max
     alpha = np.round(np.clip(alpha, 0, 1) * top) / top
@@ -206,7 +230,16 @@ def fill_region(engine: Engine, req: FillRequest, progress: Progress | None = No
         orig = to_float(image[y0:y1, x0:x1, :3])
         options = InpaintOptions(seed=req.seed + i, params=params)
         t0 = time.perf_counter()
-        fill = run_engine(engine, orig, sub_hole, plan, options, progress.span(i / len(boxes), 1 / len(boxes)))
+        # The sampling area of this crop, around this group's hole (the only one in its box).
+        sub_source = None
+        if engine.copies_patches:
+            painted = None if req.source is None else req.source[y0:y1, x0:x1]
+            sub_source = sampling_area(sub_hole, painted, req.source_preset, req.source_width)
+        try:
+            fill = run_engine(engine, orig, sub_hole, plan, options, progress.span(i / len(boxes), 1 / len(boxes)),
+                              sub_source)
+        except SourceTooSmall as e:
+            raise MaskError("source_too_small", f"{e}: widen the sampling area, or raise 'context' to reach it") from None
         engine_s += time.perf_counter() - t0
         if req.blend is Blend.POISSON:
             fill = _poisson(fill, orig, sub_hole)

@@ -65,8 +65,17 @@ assert any("ready model" in t for t in labels), labels
 combo.set_active_id("diffusion")
 assert config.get_property("model") == "diffusion", config.get_property("model")
 names = {label for label in labels if label}
-for expected in ("Source", "Grow (px)", "Feather (px)", "Server URL", "Token"):
+for expected in ("Source", "Grow (px)", "Feather (px)", "Server URL", "Token", "Sample from", "Sample width (px)",
+                 "Sample channel", "Variations", "Seed (-1 = random)", "Compare: tick models"):
     assert any(expected in label.replace("_", "") for label in names), (expected, sorted(names))
+ticks = {w.get_label(): w for w in widgets(dialog) if isinstance(w, Gtk.CheckButton) and w.get_label() in listed}
+log("compare ticks:", sorted(ticks))
+assert set(ticks) == set(listed), (sorted(ticks), listed)  # one tick per ready model
+for model in ("patchmatch", "diffusion"):
+    ticks[model].set_active(True)  # a user's ticks
+assert sorted(ui.settings_from(config).models_to_compare()) == ["diffusion", "patchmatch"], config.get_property("compare")
+ticks["patchmatch"].set_active(False)
+assert ui.settings_from(config).models_to_compare() == ["diffusion"], config.get_property("compare")
 screenshot(dialog, f"{OUT}/dialog.png")
 
 GLib.timeout_add(300, lambda: dialog.response(Gtk.ResponseType.OK) and False)

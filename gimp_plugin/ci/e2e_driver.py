@@ -102,7 +102,7 @@ def run_fill(img, drawables, **args):
     cfg.set_core_object_array("drawables", drawables)
     args.setdefault("url", URL)
     for key, value in args.items():
-        cfg.set_property(key, value)
+        cfg.set_property(key.replace("_", "-"), value)  # GIMP's argument names: sample-width for sample_width
     t = time.time()
     res = proc.run(cfg)
     status = res.index(0)
@@ -304,6 +304,91 @@ def token():
     img.delete()
 
 
+def sampling_area():
+    """Red above and below the selection, the gradient beside it: the control (sampled from everywhere) copies
+    red in; sampling from the sides, or from a saved channel over them, keeps it out."""
+    w, h, sel = 160, 112, (60, 40, 100, 70)
+    img = new_image(w, h)
+    pixels = paint_rect(paint_rect(gradient(w, h), w, (0, 0, w, 40), RED), w, (0, 70, w, h), RED)
+    base = add_layer(img, "base", w, h, pixels)
+    img.select_rectangle(Gimp.ChannelOps.REPLACE, 20, 40, 120, 30)  # the rows beside the selection
+    channel = Gimp.Selection.save(img)
+    channel.set_name("beside")
+    img.select_rectangle(Gimp.ChannelOps.REPLACE, sel[0], sel[1], sel[2] - sel[0], sel[3] - sel[1])
+    reds = {}
+    for key, args in (("whole", {"sample": "whole"}), ("sides", {"sample": "sides", "sample_width": 30}),
+                      ("channel", {"sample": "channel", "sample_channel": "beside"})):
+        status, layer = run_fill(img, [base], grow=0, feather=0, model="patchmatch", **args)
+        check(status == Gimp.PDBStatusType.SUCCESS, f"{key}: status {status}: {layer}")
+        check(children(img) == ["base (inpainted)", "base"], f"{key}: layers {children(img)}")
+        reds[key] = is_red(read(layer, sel))
+        img.remove_layer(layer)
+    log(f"  red pixels in the fill: {reds}")
+    check(reds["whole"] > 50, f"the control copied only {reds['whole']} red pixels: the scene tests nothing")
+    check(reds["sides"] == 0 and reds["channel"] == 0, f"red copied from outside the sampling area: {reds}")
+    img.delete()
+
+
+def transparent_frame():
+    """A layer with a transparent frame on all four sides and nothing selected: every frame pixel is filled,
+    each side in the colours of the picture's edge beside it."""
+    w, h, f = 128, 96, 12
+    img = new_image(w, h)
+    inner = gradient(w - 2 * f, h - 2 * f, f, f)
+    clear = bytes(w * h * 4)
+    rows = [clear[:w * 4] if y < f or y >= h - f else
+            bytes(f * 4) + inner[(y - f) * (w - 2 * f) * 4:(y - f + 1) * (w - 2 * f) * 4] + bytes(f * 4)
+            for y in range(h)]
+    base = add_layer(img, "base", w, h, b"".join(rows))
+    Gimp.Selection.none(img)
+    status, layer = run_fill(img, [base], grow=0, feather=0, fill_transparent=True)
+    check(status == Gimp.PDBStatusType.SUCCESS, f"status {status}: {layer}")
+    check(children(img) == ["base (inpainted)", "base"], f"layers {children(img)}")
+    check(bounds(layer) == (0, 0, w, h), f"new layer bounds {bounds(layer)}")
+    for side, box, edge in (("top", (f, 0, w - f, f), (f, f, w - f, 2 * f)),
+                            ("bottom", (f, h - f, w - f, h), (f, h - 2 * f, w - f, h - f)),
+                            ("left", (0, f, f, h - f), (f, f, 2 * f, h - f)),
+                            ("right", (w - f, f, w, h - f), (w - 2 * f, f, w - f, h - f))):
+        px, near = read(layer, box), read(base, edge)
+        check(all(v == 255 for v in px[3::4]), f"{side}: transparent pixels left in the frame")
+        mean = [sum(px[c::4]) / (len(px) // 4) for c in range(3)]
+        want = [sum(near[c::4]) / (len(near) // 4) for c in range(3)]
+        off = max(abs(a - b) for a, b in zip(mean, want))
+        check(off < 30, f"{side}: mean colour {mean} is {off:.0f} off the picture's edge beside it {want}")
+        log(f"  {side}: filled, {off:.1f} off the edge beside it")
+    inside = read(layer, (f, f, w - f, h - f))
+    check(not any(inside[3::4]), "the new layer covers the picture too")
+    img.delete()
+
+
+def variations_and_compare():
+    """Three variations: three layers named by consecutive seeds; compare: one layer per model; one undo each."""
+    w, h, sel = 160, 112, (60, 40, 100, 70)
+    img = new_image(w, h)
+    base = add_layer(img, "base", w, h, paint_rect(gradient(w, h), w, sel, RED))
+    img.select_rectangle(Gimp.ChannelOps.REPLACE, sel[0], sel[1], sel[2] - sel[0], sel[3] - sel[1])
+    status, top = run_fill(img, [base], grow=0, feather=0, model="patchmatch", variations=3, seed=-1)
+    check(status == Gimp.PDBStatusType.SUCCESS, f"variations: status {status}: {top}")
+    names = children(img)
+    check(len(names) == 4 and names[-1] == "base" and names[0] == top.get_name(), f"layers {names}")
+    seeds = [int(n.rsplit(" ", 1)[1].rstrip(")")) for n in names[:3]]
+    check(names[:3] == [f"base (inpainted, patchmatch seed {s})" for s in seeds], f"names {names}")
+    check(seeds == [seeds[0] + i for i in range(3)], f"seeds {seeds}")
+    for layer in img.get_layers()[:3]:
+        check(is_red(read(layer, sel)) == 0 and bounds(layer) == sel, f"{layer.get_name()}: not a fill")
+    log(f"  variations: {names[:3]}")
+    for layer in img.get_layers()[:3]:
+        img.remove_layer(layer)
+    status, top = run_fill(img, [base], grow=0, feather=0, compare="patchmatch,diffusion")
+    check(status == Gimp.PDBStatusType.SUCCESS, f"compare: status {status}: {top}")
+    check(children(img) == ["base (inpainted, patchmatch)", "base (inpainted, diffusion)", "base"],
+          f"compare: layers {children(img)}")
+    for layer in img.get_layers()[:2]:
+        check(is_red(read(layer, sel)) == 0, f"{layer.get_name()}: red left")
+    log(f"  compare: {children(img)[:2]}")
+    img.delete()
+
+
 def killed_mid_job():
     """Only on request: the host kills the plug-in while its job runs, as GIMP's Cancel button does."""
     img = new_image(64, 64)
@@ -318,7 +403,7 @@ def killed_mid_job():
 
 
 SCENARIOS = [basic, offsets_and_two_regions, group_and_text_visible, high_bit_depth_and_grey, no_selection,
-             backend_down, token]
+             backend_down, token, sampling_area, transparent_frame, variations_and_compare]
 ON_REQUEST = [killed_mid_job]  # needs the host's help (tests/test_gimp_e2e.py)
 
 log(f"GIMP {Gimp.version()} driver, backend {URL}")

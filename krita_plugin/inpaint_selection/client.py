@@ -114,8 +114,13 @@ class Client:
     def models(self) -> dict[str, Any]:
         return self._json("GET", "/api/v1/models")
 
-    def submit(self, image_png: bytes, mask_png: bytes, fields: dict[str, str]) -> dict[str, Any]:
-        body, ctype = _multipart({"image": image_png, "mask": mask_png}, fields)
+    def submit(self, image_png: bytes, mask_png: bytes, fields: dict[str, str],
+               source_png: bytes | None = None) -> dict[str, Any]:
+        """Queue a fill; source_png: the sampling area (white = may copy from here), sent as the 'source' part."""
+        files = {"image": image_png, "mask": mask_png}
+        if source_png is not None:
+            files["source"] = source_png
+        body, ctype = _multipart(files, fields)
         return self._json("POST", "/api/v1/jobs", body=body, content_type=ctype, timeout=max(self.timeout, 120.0))
 
     def job(self, job_id: str) -> dict[str, Any]:

@@ -7,6 +7,7 @@ thread. Tests pass a queue they pump themselves.
 from __future__ import annotations
 
 import enum
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from .fill import DocumentAccess
 from .models import ModelChoice, parse_models, pick
 from .pixels import Rgba
 from .server_process import LocalServer
-from .settings import Settings
+from .settings import MAX_SEED, MAX_VARIATIONS, Settings
 
 
 class Connection(str, enum.Enum):
@@ -232,17 +233,24 @@ class Controller:
         self._changed()
         self._cancel = cancel = threading.Event()
         client, settings = self.client(), Settings(**vars(self.settings))  # a copy: the UI may change meanwhile
+        # One fill without a seed of its own lets the backend pick; variations need known, consecutive seeds.
+        several = settings.variations > 1
+        seeds = settings.seeds(secrets.randbelow(MAX_SEED - MAX_VARIATIONS)) if several or settings.seed >= 0 else None
+        if compare:
+            group = fill.group_name(len(models))
+        else:
+            group = fill.variations_group_name(len(seeds)) if several else None
 
         def progress(fraction: float, text: str) -> None:
             self._post(lambda: self._progress(fraction, text))
 
         def work():
-            return fill.run(snapshot, client, settings, models, self._decode, progress, cancel)
+            return fill.run(snapshot, client, settings, models, self._decode, progress, cancel, seeds)
 
         def done(layers, error):
             if error is None:
                 try:
-                    fill.apply(snapshot, layers, compare)
+                    fill.apply(snapshot, layers, group)
                 except Exception as e:  # noqa: BLE001 - a closed document, or Krita refusing the layer
                     error = e
             if error is not None:

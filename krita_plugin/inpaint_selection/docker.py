@@ -9,6 +9,7 @@ from . import krita_api
 from .controller import Connection, Status
 from .extension import shared_controller
 from .qt import (
+    QCheckBox,
     QComboBox,
     QFormLayout,
     QGroupBox,
@@ -28,7 +29,11 @@ from .qt import (
     QVBoxLayout,
     QWidget,
 )
-from .settings import Blend, Source
+from .settings import MAX_SEED, MAX_VARIATIONS, Blend, SampleFrom, Source
+
+SAMPLE_CHOICES = [("Whole layer", SampleFrom.WHOLE), ("Around the selection", SampleFrom.AROUND),
+                  ("Sides", SampleFrom.SIDES), ("Above and below", SampleFrom.ABOVE_BELOW),
+                  ("A painted area", SampleFrom.PAINTED)]
 
 SHORTCUT_HINT = "Ctrl+Alt+Shift+F"
 _COLOURS = {Connection.CONNECTED: "#3a3", Connection.DOWN: "#c33", Connection.ERROR: "#c33",
@@ -60,6 +65,16 @@ def _spin(lo: int, hi: int, value: int, tip: str, special: str = "") -> QSpinBox
     if special:
         box.setSpecialValueText(special)  # shown at the minimum
     return box
+
+
+def _row(*widgets) -> QWidget:
+    """Widgets side by side in one form row, the first one stretching."""
+    row = QWidget()
+    box = QHBoxLayout(row)
+    box.setContentsMargins(0, 0, 0, 0)
+    for i, widget in enumerate(widgets):
+        box.addWidget(widget, 1 if i == 0 else 0)
+    return row
 
 
 class InpaintDocker(krita_api.DockWidget):
@@ -112,6 +127,35 @@ class InpaintDocker(krita_api.DockWidget):
         self.blend_combo.addItem("Alpha + colour match", Blend.ALPHA.value)
         self.blend_combo.addItem("Poisson (seamless)", Blend.POISSON.value)
         self.blend_combo.setCurrentIndex(self.blend_combo.findData(s.blend.value))
+        self.sample_combo = QComboBox()
+        self.sample_combo.setObjectName("sample_combo")
+        self.sample_combo.setToolTip("Where the fill may copy from (engines that copy patches, e.g. patchmatch)")
+        for text, choice in SAMPLE_CHOICES:
+            self.sample_combo.addItem(text, choice.value)
+        self.sample_combo.setCurrentIndex(self.sample_combo.findData(s.sample.value))
+        self.sample_width = _spin(1, 10000, s.sample_width, "How far from the selection the fill may copy from")
+        self.sample_width.setObjectName("sample_width")
+        self.sample_node = QLineEdit(s.sample_node)
+        self.sample_node.setObjectName("sample_node")
+        self.sample_node.setPlaceholderText("layer or selection mask name")
+        self.sample_node.setToolTip("Its pixels more than half opaque (a mask: more than half selected) are the "
+                                    "area the fill copies from")
+        self.transparent_check = QCheckBox("Fill transparent areas")
+        self.transparent_check.setObjectName("transparent_check")
+        self.transparent_check.setChecked(s.fill_transparent)
+        self.transparent_check.setToolTip("Also fill the layer's fully transparent pixels, e.g. after enlarging "
+                                          "the canvas; no selection needed")
+        self.variations = QSpinBox()
+        self.variations.setObjectName("variations_spin")
+        self.variations.setRange(1, MAX_VARIATIONS)
+        self.variations.setValue(s.variations)
+        self.variations.setToolTip("Fills with seeds seed, seed + 1, ...: one layer each, in a group")
+        self.seed = QSpinBox()
+        self.seed.setObjectName("seed_spin")
+        self.seed.setRange(-1, MAX_SEED - MAX_VARIATIONS)
+        self.seed.setValue(min(s.seed, MAX_SEED - MAX_VARIATIONS))
+        self.seed.setSpecialValueText("random")
+        self.seed.setToolTip("The first variation's seed: the same seed gives the same fill")
         self.fill_button = QPushButton("Fill selection")
         self.fill_button.setObjectName("fill_button")
         self.fill_button.setToolTip(f"Fill the selection as a new layer ({SHORTCUT_HINT})")
@@ -121,6 +165,10 @@ class InpaintDocker(krita_api.DockWidget):
         form.addRow("Feather", self.feather)
         form.addRow("Context", self.context)
         form.addRow("Blend", self.blend_combo)
+        form.addRow("Sample from", _row(self.sample_combo, self.sample_width))
+        form.addRow("Sample layer", self.sample_node)
+        form.addRow(self.transparent_check)
+        form.addRow("Variations", _row(self.variations, QLabel("seed"), self.seed))
         form.addRow(self.fill_button)
         layout.addWidget(params)
 
@@ -171,6 +219,13 @@ class InpaintDocker(krita_api.DockWidget):
         self.grow.valueChanged.connect(lambda v: c.update_settings(grow=v))
         self.feather.valueChanged.connect(lambda v: c.update_settings(feather=v))
         self.context.valueChanged.connect(lambda v: c.update_settings(context=None if v < 0 else v))
+        self.sample_combo.activated.connect(
+            lambda i: c.update_settings(sample=SampleFrom(self.sample_combo.itemData(i))))
+        self.sample_width.valueChanged.connect(lambda v: c.update_settings(sample_width=v))
+        self.sample_node.editingFinished.connect(lambda: c.update_settings(sample_node=self.sample_node.text().strip()))
+        self.transparent_check.toggled.connect(lambda on: c.update_settings(fill_transparent=bool(on)))
+        self.variations.valueChanged.connect(lambda v: c.update_settings(variations=v))
+        self.seed.valueChanged.connect(lambda v: c.update_settings(seed=v))
         self.compare_list.itemChanged.connect(self._compare_ticked)
         self.fill_button.clicked.connect(lambda *_: c.fill())
         self.compare_button.clicked.connect(lambda *_: c.fill(compare=True))
@@ -227,6 +282,9 @@ class InpaintDocker(krita_api.DockWidget):
         if s.model in ids:
             self.model_combo.setCurrentIndex(ids.index(s.model))
 
+        sample = s.sample
+        self.sample_width.setEnabled(sample in (SampleFrom.AROUND, SampleFrom.SIDES, SampleFrom.ABOVE_BELOW))
+        self.sample_node.setEnabled(sample is SampleFrom.PAINTED)
         idle = not status.busy
         self.fill_button.setEnabled(idle)
         self.compare_button.setEnabled(idle)

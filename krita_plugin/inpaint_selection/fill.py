@@ -17,9 +17,9 @@ from typing import Protocol
 from . import png
 from .client import BackendError, Client, Result
 from .geometry import Rect, crop_for_selection
-from .messages import EVERYTHING_SELECTED, NO_DOCUMENT, NOTHING_SELECTED, Refused
-from .pixels import Depth, Rgba, UnsupportedFormat, count_selected, crop_rgba, depth_of, from_rgba, to_rgba
-from .settings import Settings, Source
+from .messages import EVERYTHING_SELECTED, NO_DOCUMENT, NO_SAMPLE_NODE, NOTHING_SELECTED, Refused
+from .pixels import Depth, Rgba, UnsupportedFormat, area_of, count_selected, crop_rgba, depth_of, from_rgba, to_rgba
+from .settings import SampleFrom, Settings, Source
 
 POLL_SECONDS = 0.15
 FINAL_STATES = ("done", "failed", "cancelled")
@@ -38,6 +38,9 @@ class DocumentAccess(Protocol):
     def selection_bounds(self) -> Rect | None: ...
     def selection_mask(self, rect: Rect) -> bytes: ...  # 1 byte per pixel, 0..255
     def read_pixels(self, rect: Rect, source: Source) -> bytes: ...
+    # The node named `name`: ("mask", 1 byte per pixel) for a selection mask, ("layer", pixels in the document's
+    # layout) for a layer; None when there is none by that name.
+    def read_node(self, name: str, rect: Rect) -> tuple[str, bytes] | None: ...
     def add_layers(self, layers: list[NewLayer], group: str | None) -> None: ...
     def is_open(self) -> bool: ...
 
@@ -49,14 +52,35 @@ class Snapshot:
     depth: Depth
     pixels: bytes
     mask: bytes
+    source: bytes | None = None  # the painted sampling area, 0/255 per pixel; None: the settings' preset or all
 
 
-def layer_name(model: str) -> str:
-    return f"Inpaint: {model}"
+def layer_name(model: str, seed: int | None = None) -> str:
+    return f"Inpaint: {model}" if seed is None else f"Inpaint: {model} seed {seed}"
 
 
 def group_name(count: int) -> str:
     return f"Inpaint compare ({count} models)"
+
+
+def variations_group_name(count: int) -> str:
+    return f"Inpaint variations ({count} seeds)"
+
+
+def _painted_area(doc: DocumentAccess, settings: Settings, crop: Rect, depth: Depth) -> bytes:
+    name = settings.sample_node.strip()
+    if not name:
+        raise Refused(NO_SAMPLE_NODE)
+    found = doc.read_node(name, crop)
+    if found is None:
+        raise Refused(f"There is no layer or selection mask named '{name}' to sample from. "
+                      "Type the name of the layer (or selection mask) painted over the area to copy from.")
+    kind, data = found
+    area = area_of(data, crop.w, crop.h, None if kind == "mask" else depth)
+    if not any(area):
+        raise Refused(f"'{name}' covers nothing near the selection: paint the area to copy from on it "
+                      "(more than half opaque), close enough to lie within the fill's context.")
+    return area
 
 
 def capture(doc: DocumentAccess | None, settings: Settings, minimum: int = 1) -> Snapshot:
@@ -70,16 +94,23 @@ def capture(doc: DocumentAccess | None, settings: Settings, minimum: int = 1) ->
     width, height = doc.size()
     canvas = Rect(0, 0, width, height)
     bounds = doc.selection_bounds()
-    if bounds is None or bounds.intersect(canvas).empty:
-        raise Refused(NOTHING_SELECTED)
-    crop = crop_for_selection(bounds, canvas, settings.grow, settings.feather, settings.context, minimum)
-    mask = doc.selection_mask(crop)
-    selected, _ = count_selected(mask)
-    if selected == 0:
-        raise Refused(NOTHING_SELECTED)
-    if selected == len(mask):  # only happens when the crop is the whole canvas
-        raise Refused(EVERYTHING_SELECTED)
-    return Snapshot(doc, crop, depth, doc.read_pixels(crop, settings.source), mask)
+    if settings.fill_transparent:
+        # The transparent areas may be anywhere (canvas extension: along the borders): send the whole canvas,
+        # and the selection, if any, with it.
+        crop = canvas
+        mask = doc.selection_mask(crop) if bounds is not None else bytes(crop.area)
+    else:
+        if bounds is None or bounds.intersect(canvas).empty:
+            raise Refused(NOTHING_SELECTED)
+        crop = crop_for_selection(bounds, canvas, settings.grow, settings.feather, settings.context, minimum)
+        mask = doc.selection_mask(crop)
+        selected, _ = count_selected(mask)
+        if selected == 0:
+            raise Refused(NOTHING_SELECTED)
+        if selected == len(mask):  # only happens when the crop is the whole canvas
+            raise Refused(EVERYTHING_SELECTED)
+    source = _painted_area(doc, settings, crop, depth) if settings.sample is SampleFrom.PAINTED else None
+    return Snapshot(doc, crop, depth, doc.read_pixels(crop, settings.source), mask, source)
 
 
 Progress = Callable[[float, str], None]
@@ -107,24 +138,27 @@ def _follow(client: Client, job: dict, progress: Progress, cancelled: threading.
 
 
 def run(snapshot: Snapshot, client: Client, settings: Settings, models: list[str], decode: Decoder,
-        progress: Progress, cancelled: threading.Event) -> list[NewLayer]:
-    """Fill the snapshot once per model ("" = the backend's default); returns the layers to add, in order."""
+        progress: Progress, cancelled: threading.Event, seeds: list[int] | None = None) -> list[NewLayer]:
+    """Fill the snapshot once per model ("" = the backend's default) and seed (None: the backend picks one);
+    returns the layers to add, in order. With several seeds each layer's name carries its seed."""
     crop = snapshot.crop
     rgba = to_rgba(snapshot.pixels, crop.w, crop.h, snapshot.depth)
     image_png = png.encode(rgba.samples, crop.w, crop.h, png.RGBA, rgba.bits)
     mask_png = png.encode(snapshot.mask, crop.w, crop.h, png.GREY, 8)
-    models = models or [""]
+    source_png = None if snapshot.source is None else png.encode(snapshot.source, crop.w, crop.h, png.GREY, 8)
+    runs = [(model, seed) for model in (models or [""]) for seed in (seeds or [None])]
+    named_by_seed = len(seeds or []) > 1
     layers = []
-    for i, model in enumerate(models):
+    for i, (model, seed) in enumerate(runs):
         if cancelled.is_set():
             raise BackendError("cancelled", "cancelled by the user")
-        label = model or "default model"
+        label = (model or "default model") + (f" seed {seed}" if named_by_seed else "")
 
         def step(fraction: float, message: str, i=i, label=label) -> None:
-            progress((i + fraction) / len(models), f"{label}: {message}" if message else label)
+            progress((i + fraction) / len(runs), f"{label}: {message}" if message else label)
 
         step(0.0, "sending")
-        job = client.submit(image_png, mask_png, settings.fields_for(model))
+        job = client.submit(image_png, mask_png, settings.fields_for(model, seed), source_png)
         result = _follow(client, job, step, cancelled)
         image = decode(result.png)
         if (image.width, image.height) != (crop.w, crop.h):
@@ -132,7 +166,8 @@ def run(snapshot: Snapshot, client: Client, settings: Settings, models: list[str
                                                f"for a {crop.w}x{crop.h} area")
         x, y, w, h = _inside(result.region, crop)
         data = from_rgba(crop_rgba(image, x, y, w, h), snapshot.depth)
-        name = layer_name(result.model or model or "default")
+        name = layer_name(result.model or model or "default", (result.seed if result.seed is not None else seed)
+                          if named_by_seed else None)
         layers.append(NewLayer(name, Rect(crop.x + x, crop.y + y, w, h), data))
     progress(1.0, "adding layers")
     return layers
@@ -147,7 +182,8 @@ def _inside(region: tuple[int, int, int, int] | None, crop: Rect) -> tuple[int, 
     return 0, 0, crop.w, crop.h
 
 
-def apply(snapshot: Snapshot, layers: list[NewLayer], compare: bool) -> None:
+def apply(snapshot: Snapshot, layers: list[NewLayer], group: str | None) -> None:
+    """Add the layers above the source, in a group named `group` (None: none)."""
     if not snapshot.doc.is_open():
         raise Refused("The image was closed while the fill was running; nothing was added.")
-    snapshot.doc.add_layers(layers, group_name(len(layers)) if compare else None)
+    snapshot.doc.add_layers(layers, group)

@@ -99,6 +99,16 @@ class KritaDocument:
             return bytes(self._source.pixelData(rect.x, rect.y, rect.w, rect.h))
         return bytes(self._source.projectionPixelData(rect.x, rect.y, rect.w, rect.h))
 
+    def read_node(self, name: str, rect: Rect) -> tuple[str, bytes] | None:
+        node = self._doc.nodeByName(name)
+        if node is None:
+            return None
+        if node.type().endswith("mask"):  # selection and transparency masks hold one grey byte per pixel
+            return "mask", bytes(node.pixelData(rect.x, rect.y, rect.w, rect.h))
+        if node.type() == "paintlayer":
+            return "layer", bytes(node.pixelData(rect.x, rect.y, rect.w, rect.h))
+        return "layer", bytes(node.projectionPixelData(rect.x, rect.y, rect.w, rect.h))
+
     def add_layers(self, layers, group: str | None) -> None:
         """Add paint layers directly above the source (or on top), or one group holding them.
 

@@ -15,6 +15,8 @@ EVERYTHING_SELECTED = ("The whole image is selected, so there is nothing to fill
 BUSY = "A fill is already running. Wait for it or press Cancel."
 NO_READY_MODEL = "The backend has no ready model. Train or download one, or pick a classical engine."
 NOTHING_TO_COMPARE = "Tick at least one ready model to compare."
+NO_SAMPLE_NODE = ("Sample from: a painted area needs the name of the layer or selection mask painted over the "
+                  "area to copy from.")
 CANCELLED = "Cancelled. Nothing was added to the image."
 
 
@@ -43,6 +45,12 @@ def explain(error: BaseException, url: str = "") -> str:
                 "or raise Grow (it shrinks when negative).")
     if code == "full_mask":
         return "The selection covers everything the backend was sent; lower Grow or Feather, or select less."
+    if code == "source_too_small":
+        return ("The sampling area leaves nothing to copy from near the selection: widen Sample width, paint a "
+                "larger area, or raise Context.")
+    if code == "no_transparent":
+        return ("Fill transparent areas is ticked, but the layer has no fully transparent pixels (the visible "
+                "image has an opaque background). Untick it, or read from the layer.")
     if code in ("image_too_large", "upload_too_large"):
         return f"The area is too large for the backend: {detail}. Select a smaller area or lower Context."
     if code == "cancelled":

@@ -113,3 +113,25 @@ def crop_rgba(image: Rgba, x: int, y: int, w: int, h: int) -> Rgba:
     rows = [image.samples[r * stride + start:r * stride + start + w * 4] for r in range(y, y + h)]
     samples = b"".join(rows) if image.bits == 8 else array("H", b"".join(row.tobytes() for row in rows))
     return Rgba(w, h, image.bits, samples)
+
+
+_OVER_HALF = bytes(255 if v > 127 else 0 for v in range(256))
+
+
+def over_half(levels: bytes | array, top: int) -> bytes:
+    """An 8-bit mask, 255 where a level (0..top) is more than half of top, else 0."""
+    if top == 255:
+        return bytes(levels).translate(_OVER_HALF)  # at C speed
+    half = top / 2
+    return bytes(255 if v > half else 0 for v in levels)
+
+
+def area_of(data: bytes, width: int, height: int, depth: Depth | None) -> bytes:
+    """A painted sampling area as an 8-bit 0/255 mask: a layer's pixels (its depth's layout) where their alpha is
+    over half, or a selection mask's grey bytes (depth None) over half."""
+    if depth is None:
+        if len(data) != width * height:
+            raise ValueError(f"a {width}x{height} mask must be {width * height} bytes, got {len(data)}")
+        return over_half(data, 255)
+    rgba = to_rgba(data, width, height, depth)
+    return over_half(rgba.samples[3::4], 255 if rgba.bits == 8 else 65535)

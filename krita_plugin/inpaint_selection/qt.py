@@ -46,6 +46,7 @@ QProgressBar = QtWidgets.QProgressBar
 QListWidget = QtWidgets.QListWidget
 QListWidgetItem = QtWidgets.QListWidgetItem
 QGroupBox = QtWidgets.QGroupBox
+QCheckBox = QtWidgets.QCheckBox
 QScrollArea = QtWidgets.QScrollArea
 QSizePolicy = QtWidgets.QSizePolicy
 

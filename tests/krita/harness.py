@@ -100,7 +100,7 @@ def chroot_mounts(root: Path):
 
 
 def run_krita(url: str, out: Path, down_url: str = "http://127.0.0.1:9", start_url: str = "",
-              screenshot: bool = False, profile: Path = PROFILE, timeout: float = 180,
+              screenshot: bool = False, profile: Path = PROFILE, timeout: float = 300,
               chroot: Path | None = None, shell: dict[str, str] | None = None,
               command: str = "krita") -> tuple[int, str, float]:
     """Start Krita, let the self-test drive the plugin, return (exit code, log, seconds).

@@ -108,7 +108,7 @@ class StubBackend:
                     return self._json(200, {k: job[k] for k in ("id", "state", "progress", "message")})
                 x, y, w, h = job["region"]
                 return self._send(200, job["png"], "image/png",
-                                  {"X-Model": job["model"], "X-Seed": "7", "X-Region": f"{x},{y},{w},{h}"})
+                                  {"X-Model": job["model"], "X-Seed": job["seed"], "X-Region": f"{x},{y},{w},{h}"})
 
             def do_DELETE(self):
                 stub.requests.append(("DELETE", self.path))
@@ -130,8 +130,11 @@ class StubBackend:
                                       {"error": "model_not_ready" if model in stub.untrained else "unknown_model",
                                        "detail": f"model '{model}' cannot run"})
                 image, mask = _decode(form["image"]), _decode(form["mask"])
-                result = answer(stub.mode, image, mask, model)
-                ys, xs = np.nonzero(mask)
+                hole = mask
+                if form.get("fill_transparent") == b"1" and image.shape[2] == 4:  # the hole takes them in, as the API's
+                    hole = np.maximum(mask, np.where(image[:, :, 3] == 0, 255, 0).astype(mask.dtype))
+                result = answer(stub.mode, image, hole, model)
+                ys, xs = np.nonzero(hole)
                 region = (int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1))
                 if stub.mode in ("echo", "small"):
                     region = (0, 0, result.shape[1], result.shape[0])
@@ -139,8 +142,11 @@ class StubBackend:
                 state = "running" if stub.mode == "slow" else "done"
                 stub.jobs[job_id] = {"id": job_id, "state": state, "progress": 0.5 if state == "running" else 1.0,
                                      "message": state, "png": _encode(result), "model": model, "region": region,
-                                     "fields": {k: v.decode() for k, v in form.items() if k not in ("image", "mask")},
-                                     "image": image, "mask": mask}
+                                     "fields": {k: v.decode() for k, v in form.items()
+                                                if k not in ("image", "mask", "source")},
+                                     "image": image, "mask": mask,
+                                     "source": _decode(form["source"]) if "source" in form else None,
+                                     "seed": form.get("seed", b"7").decode()}
                 return self._json(202, {k: stub.jobs[job_id][k] for k in ("id", "state", "progress", "message")})
 
         self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)

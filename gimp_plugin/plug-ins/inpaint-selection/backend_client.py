@@ -24,6 +24,9 @@ HINTS = {
     "full_mask": "Select less than the whole image: the fill needs pixels to copy from.",
     "upload_too_large": "Select a smaller area, or start the server with a larger --max-upload-mb.",
     "image_too_large": "Select a smaller area, or start the server with a larger --max-pixels.",
+    "source_too_small": "Widen Sample width, save a larger channel to sample from, or raise Context.",
+    "no_transparent": "Untick Fill transparent areas, or fill a layer that has transparent pixels "
+                      "(Source: Visible image sees an opaque background).",
 }
 
 
@@ -145,8 +148,12 @@ class Backend:
                   for m in listing.get("models", [])]
         return listing.get("default", ""), models
 
-    def submit(self, image_png: bytes, mask_png: bytes, fields: dict[str, str]) -> dict:
-        body, content_type = encode_multipart(fields, {"image": image_png, "mask": mask_png})
+    def submit(self, image_png: bytes, mask_png: bytes, fields: dict[str, str], source_png: bytes | None = None) -> dict:
+        """Queue a fill; source_png: the sampling area (white = may copy from here), sent as the 'source' part."""
+        files = {"image": image_png, "mask": mask_png}
+        if source_png is not None:
+            files["source"] = source_png
+        body, content_type = encode_multipart(fields, files)
         return self._json("POST", "/api/v1/jobs", body=body, content_type=content_type)
 
     def job(self, job_id: str) -> dict:

@@ -2,7 +2,7 @@
 
 libgimp is not thread-safe, so the GIMP side reads all pixels first, starts a FillJob, and only polls
 `progress`/`message` from its main thread (to drive Gimp.progress) until the job ends; then it
-writes `pieces` into a new layer.
+writes each fill's `pieces` into a new layer (one fill per model compared and per variation's seed).
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ class Crop:
     box: Box  # image coordinates
     pixels: bytes  # R'G'B'A 8-bit, box-sized
     mask: bytes  # 1 byte per pixel, box-sized; 0 keep, 255 fill
+    source: bytes | None = None  # the painted sampling area, 1 byte per pixel (255 = may copy from); None: any
 
 
 @dataclass(frozen=True)
@@ -29,40 +30,63 @@ class Piece:
     pixels: bytes  # R'G'B'A 8-bit of that box; alpha from the (grown, feathered) selection
 
 
+@dataclass
+class Fill:
+    """One fill of every crop: with one model and seed, bound for one layer."""
+
+    model: str  # as the backend reported it (X-Model), else as asked ("" = its default)
+    seed: int | None  # as asked; None: the backend picked one
+    pieces: list[Piece]
+
+
 class FillJob(threading.Thread):
-    def __init__(self, backend: Backend, settings: FillSettings, crops: list[Crop], watchdog=None, poll: float = 0.15):
+    def __init__(self, backend: Backend, settings: FillSettings, crops: list[Crop], watchdog=None, poll: float = 0.15,
+                 runs: list[tuple[str, int | None]] | None = None):
+        """runs: (model, seed) of each fill; default one fill with the settings' model, the backend's seed."""
         super().__init__(name="inpaint-fill", daemon=True)
         self.backend, self.settings, self.crops = backend, settings, crops
+        self.runs = runs or [(settings.model, None)]
         self.watchdog, self.poll = watchdog, poll
         self.progress, self.message = 0.0, "Starting…"
-        self.pieces: list[Piece] = []
+        self.fills: list[Fill] = []
         self.error: BaseException | None = None
         self._cancel = threading.Event()
+
+    @property
+    def pieces(self) -> list[Piece]:
+        """The first fill's pieces."""
+        return self.fills[0].pieces if self.fills else []
 
     def cancel(self) -> None:
         self._cancel.set()
 
     def run(self) -> None:
         try:
-            for i, crop in enumerate(self.crops):
-                piece = self._fill(crop, i, len(self.crops))
-                if piece is not None:
-                    self.pieces.append(piece)
+            steps = len(self.runs) * len(self.crops)
+            for r, (model, seed) in enumerate(self.runs):
+                fill = Fill(model, seed, [])
+                for i, crop in enumerate(self.crops):
+                    piece, reported = self._fill(crop, r * len(self.crops) + i, steps, model, seed)
+                    fill.model = reported or fill.model
+                    if piece is not None:
+                        fill.pieces.append(piece)
+                self.fills.append(fill)
             self.progress, self.message = 1.0, "Done"
         except BaseException as e:  # handed to the main thread, which reports it
             self.error = e
 
     def _report(self, i: int, n: int, fraction: float, message: str) -> None:
         self.progress = (i + fraction) / n
-        self.message = message if n == 1 else f"Region {i + 1} of {n}: {message}"
+        self.message = message if n == 1 else f"Step {i + 1} of {n}: {message}"
 
-    def _fill(self, crop: Crop, i: int, n: int) -> Piece | None:
+    def _fill(self, crop: Crop, i: int, n: int, model: str, seed: int | None) -> tuple[Piece | None, str | None]:
         x0, y0, x1, y1 = crop.box
         w, h = x1 - x0, y1 - y0
         self._report(i, n, 0.0, "sending…")
         image_png = png_codec.encode(crop.pixels, w, h, 4)
         mask_png = png_codec.encode(crop.mask, w, h, 1)
-        job = self.backend.submit(image_png, mask_png, self.settings.form_fields())
+        source_png = None if crop.source is None else png_codec.encode(crop.source, w, h, 1)
+        job = self.backend.submit(image_png, mask_png, self.settings.form_fields(model, seed), source_png)
         job_id = job["id"]
         if self.watchdog:
             self.watchdog.started(job_id)
@@ -87,5 +111,5 @@ class FillJob(threading.Thread):
                                f"for a {w}x{h} RGBA crop.", "http_error")
         changed = parse_region(result.region, w, h)
         if changed is None:
-            return None
-        return Piece(offset(changed, x0, y0), cut(pixels, w, 4, changed))
+            return None, result.model
+        return Piece(offset(changed, x0, y0), cut(pixels, w, 4, changed)), result.model

@@ -5,6 +5,7 @@ The only module that calls libgimp (and GimpUi). It reads the selection and the 
 hands them to a FillJob thread that talks to the backend, and puts the result into a new layer above
 the source. Everything else lives in the GIMP-free modules beside this file.
 """
+import secrets
 import sys
 import traceback
 from dataclasses import replace
@@ -18,7 +19,18 @@ from gi.repository import Gegl, Gimp, GLib, GObject  # noqa: E402
 
 from backend_client import Backend, BackendError  # noqa: E402
 from fill_job import Crop, FillJob  # noqa: E402
-from fill_settings import DEFAULT_URL, FillSettings, Source, load_token, save_token  # noqa: E402
+from fill_settings import (  # noqa: E402
+    DEFAULT_URL,
+    MAX_SEED,
+    MAX_VARIATIONS,
+    FillSettings,
+    SampleFrom,
+    Source,
+    layer_name,
+    load_token,
+    over_half,
+    save_token,
+)
 from job_watchdog import Watchdog  # noqa: E402
 from selection_geometry import area_boxes, crop_boxes, offset, union  # noqa: E402
 
@@ -50,18 +62,40 @@ def read_pixels(drawable, box) -> bytes:
     return bytes(drawable.get_buffer().get(_rect(offset(box, -ox, -oy)), 1.0, RGBA, Gegl.AbyssPolicy.NONE))
 
 
+def read_channel(image, name: str, box) -> bytes:
+    """The saved channel `name` over `box`, as a 0/255 sampling area."""
+    channel = image.get_channel_by_name(name)
+    if channel is None:
+        raise UserError(f"There is no saved channel named '{name}' to sample from. Select the area to copy "
+                        "from, Select > Save to Channel, and type that channel's name.")
+    area = over_half(bytes(channel.get_buffer().get(_rect(box), 1.0, GREY, Gegl.AbyssPolicy.NONE)))
+    if not any(area):
+        raise UserError(f"The channel '{name}' covers nothing near the selection: it must cover, more than half "
+                        "white, some of the area the fill sees (the selection and its context).")
+    return area
+
+
 def read_crops(image, drawable, settings: FillSettings) -> list[Crop]:
-    ok, non_empty, x1, y1, x2, y2 = Gimp.Selection.bounds(image)
-    if not (ok and non_empty):
-        raise UserError(NO_SELECTION)
-    areas = [offset(b, x1, y1) for b in area_boxes(read_selection(image, (x1, y1, x2, y2)), x2 - x1, y2 - y1)]
-    if not areas:
-        raise UserError(NO_SELECTION)
-    boxes = crop_boxes(areas, image.get_width(), image.get_height(), settings.grow, settings.feather, settings.context)
+    if settings.fill_transparent:
+        # The transparent pixels may be anywhere (canvas extension: along the borders, or outside a layer
+        # smaller than the canvas): send the whole image, with the selection, if any.
+        boxes = [(0, 0, image.get_width(), image.get_height())]
+    else:
+        ok, non_empty, x1, y1, x2, y2 = Gimp.Selection.bounds(image)
+        if not (ok and non_empty):
+            raise UserError(NO_SELECTION)
+        areas = [offset(b, x1, y1) for b in area_boxes(read_selection(image, (x1, y1, x2, y2)), x2 - x1, y2 - y1)]
+        if not areas:
+            raise UserError(NO_SELECTION)
+        boxes = crop_boxes(areas, image.get_width(), image.get_height(), settings.grow, settings.feather,
+                           settings.context)
+    painted = settings.sample is SampleFrom.CHANNEL
+    sources = [read_channel(image, settings.sample_channel, box) if painted else None for box in boxes]
     # The composite is what a user sees: groups, text layers and several layers alike.
     source = Gimp.Layer.new_from_visible(image, image, "visible") if settings.source is Source.VISIBLE else drawable
     try:
-        return [Crop(box, read_pixels(source, box), read_selection(image, box)) for box in boxes]
+        return [Crop(box, read_pixels(source, box), read_selection(image, box), area)
+                for box, area in zip(boxes, sources)]
     finally:
         if source is not drawable:
             source.delete()
@@ -83,24 +117,26 @@ def wait_for(job: FillJob) -> None:
         raise job.error
 
 
-def insert_result(image, drawable, pieces):
-    """One new layer above the source holding every filled piece, as one undo step."""
-    x0, y0, x1, y1 = union([p.box for p in pieces])
+def insert_results(image, drawable, named_pieces):
+    """One new layer above the source per (name, pieces), the first on top, all as one undo step."""
     kind = Gimp.ImageType.GRAYA_IMAGE if image.get_base_type() == Gimp.ImageBaseType.GRAY else Gimp.ImageType.RGBA_IMAGE
+    layers = []
     image.undo_group_start()
     try:
-        layer = Gimp.Layer.new(image, f"{drawable.get_name()} (inpainted)", x1 - x0, y1 - y0, kind, 100.0,
-                               Gimp.LayerMode.NORMAL)
-        image.insert_layer(layer, drawable.get_parent(), image.get_item_position(drawable))
-        layer.set_offsets(x0, y0)
-        buffer = layer.get_buffer()
-        for piece in pieces:
-            buffer.set(_rect(offset(piece.box, -x0, -y0)), RGBA, piece.pixels)
-        buffer.flush()
-        layer.update(0, 0, x1 - x0, y1 - y0)
+        for name, pieces in named_pieces:  # each goes right above the source, so below the ones before it
+            x0, y0, x1, y1 = union([p.box for p in pieces])
+            layer = Gimp.Layer.new(image, name, x1 - x0, y1 - y0, kind, 100.0, Gimp.LayerMode.NORMAL)
+            image.insert_layer(layer, drawable.get_parent(), image.get_item_position(drawable))
+            layer.set_offsets(x0, y0)
+            buffer = layer.get_buffer()
+            for piece in pieces:
+                buffer.set(_rect(offset(piece.box, -x0, -y0)), RGBA, piece.pixels)
+            buffer.flush()
+            layer.update(0, 0, x1 - x0, y1 - y0)
+            layers.append(layer)
     finally:
         image.undo_group_end()
-    return layer
+    return layers
 
 
 def inpaint(image, drawables, settings: FillSettings):
@@ -111,18 +147,22 @@ def inpaint(image, drawables, settings: FillSettings):
         raise UserError("A layer group has no pixels of its own: choose Source: Visible image, "
                         "or select a layer inside the group.")
     crops = read_crops(image, drawable, settings)
+    runs = settings.runs(secrets.randbelow(MAX_SEED - MAX_VARIATIONS))
     watchdog = Watchdog(settings.url, settings.token)
     try:
-        job = FillJob(Backend(settings.url, settings.token), settings, crops, watchdog)
+        job = FillJob(Backend(settings.url, settings.token), settings, crops, watchdog, runs=runs)
         wait_for(job)
     finally:
         watchdog.close()
-    if not job.pieces:
+    if not any(fill.pieces for fill in job.fills):
         raise UserError("The backend changed no pixels: the selection may be too faint, "
                         "or shrunk away by a negative Grow.")
-    layer = insert_result(image, drawable, job.pieces)
+    by_model = bool(settings.models_to_compare())
+    named = [(layer_name(drawable.get_name(), fill.model or "default", fill.seed, by_model), fill.pieces)
+             for fill in job.fills if fill.pieces]
+    layers = insert_results(image, drawable, named)
     Gimp.displays_flush()
-    return layer
+    return layers[0]
 
 
 def settings_from(config) -> FillSettings:
@@ -164,11 +204,13 @@ def build_dialog(procedure, config):
     gi.require_version("Gtk", "3.0")
     from gi.repository import GimpUi, Gtk
 
-    for name in ("model", "url", "token"):  # None (see FillSettings.from_values) would upset the entries
+    for name in ("model", "url", "token", "sample-channel", "compare"):  # None (see FillSettings.from_values) would
+        # upset the entries
         if config.get_property(name) is None:
             config.set_property(name, "")
     dialog = GimpUi.ProcedureDialog.new(procedure, config, "Inpaint Selection")
-    dialog.fill(["source", "grow", "feather", "context", "url", "token"])
+    dialog.fill(["source", "grow", "feather", "context", "sample", "sample-width", "sample-channel",
+                 "fill-transparent", "variations", "seed", "url", "token"])
     token = dialog.get_widget("token", GObject.TYPE_NONE)
     if hasattr(token, "get_entry"):  # a GimpLabelEntry: hide what is typed
         token.get_entry().set_visibility(False)
@@ -193,12 +235,35 @@ def build_dialog(procedure, config):
         for m in listing:
             if m.ready:
                 models.append(m.id, m.id)
+        list_compare([m.id for m in listing if m.ready])
         models.get_child().set_text(typed)
         models.get_child().set_placeholder_text(f"server default: {default}")
         waiting = [m.id for m in listing if not m.ready]
         ready = sum(m.ready for m in listing)
         status.set_text(f"{ready} ready model(s) at {settings.url}; leave empty for the default."
                         + (f" Not ready: {', '.join(waiting)}." if waiting else ""))
+
+    compare = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=2)
+    compare_label = Gtk.Label(xalign=0.0, wrap=True, max_width_chars=50,
+                              label="Compare: tick models to get one layer from each (instead of the model above)")
+
+    def list_compare(models_listed):
+        """One tick per ready model; the ticked ones go to the 'compare' argument."""
+        ticked = set(settings_from(config).models_to_compare())
+        for child in compare.get_children():
+            compare.remove(child)
+        boxes = []
+
+        def changed(*_):
+            config.set_property("compare", ",".join(b.get_label() for b in boxes if b.get_active()))
+
+        for model_id in models_listed:
+            tick = Gtk.CheckButton(label=model_id, active=model_id in ticked)
+            tick.connect("toggled", changed)
+            boxes.append(tick)
+            compare.pack_start(tick, False, False, 0)
+        changed()
+        compare.show_all()
 
     refresh.connect("clicked", load_models)
     row = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL, spacing=6)
@@ -210,6 +275,8 @@ def build_dialog(procedure, config):
     box = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=4, margin_bottom=6)
     box.pack_start(row, False, False, 0)
     box.pack_start(status, False, False, 0)
+    box.pack_start(compare_label, False, False, 0)
+    box.pack_start(compare, False, False, 0)
     content = dialog.get_content_area()
     content.pack_start(box, False, False, 0)
     content.reorder_child(box, 0)
@@ -248,6 +315,30 @@ class InpaintSelection(Gimp.PlugIn):
         proc.add_int_argument("feather", "_Feather (px)", "Soft edge of the fill", 0, 200, d.feather, RW)
         proc.add_int_argument("context", "Conte_xt (px, -1 = auto)",
                               "Surrounding pixels the model sees around each area", -1, 4096, d.context, RW)
+        samples = Gimp.Choice.new()
+        for i, (choice, label, help_text) in enumerate([
+                (SampleFrom.WHOLE, "Whole layer", "everything outside the selection"),
+                (SampleFrom.AROUND, "Around the selection", "within the sample width of the selection"),
+                (SampleFrom.SIDES, "Sides", "within the sample width, left and right of the selection only"),
+                (SampleFrom.ABOVE_BELOW, "Above and below", "within the sample width, above and below only"),
+                (SampleFrom.CHANNEL, "A saved channel", "where the named channel is more than half white")]):
+            samples.add(choice.value, i, label, help_text)
+        proc.add_choice_argument("sample", "Sample _from",
+                                 "Where the fill may copy from (engines that copy patches, e.g. patchmatch)",
+                                 samples, d.sample.value, RW)
+        proc.add_int_argument("sample-width", "Sample _width (px)", "How far from the selection the fill may copy from",
+                              1, 10000, d.sample_width, RW)
+        proc.add_string_argument("sample-channel", "Sample c_hannel",
+                                 "Name of the saved channel painted over the area to copy from", d.sample_channel, RW)
+        proc.add_boolean_argument("fill-transparent", "Fill _transparent areas",
+                                  "Also fill the layer's fully transparent pixels (e.g. after enlarging the canvas); "
+                                  "no selection needed", d.fill_transparent, RW)
+        proc.add_int_argument("variations", "_Variations", "Fills with seeds seed, seed + 1, ...: one layer each",
+                              1, MAX_VARIATIONS, d.variations, RW)
+        proc.add_int_argument("seed", "S_eed (-1 = random)", "The first variation's seed: the same seed, the same fill",
+                              -1, MAX_SEED - MAX_VARIATIONS, d.seed, RW)
+        proc.add_string_argument("compare", "_Compare models",
+                                 "Comma-separated model ids: one layer from each instead of Model", d.compare, RW)
         proc.add_string_argument("url", "Ser_ver URL", f"inpaint-backend address, e.g. {DEFAULT_URL}", d.url, RW)
         proc.add_string_argument("token", "_Token",
                                  "Only for a server started with --token (kept in a private file, never in the image)",

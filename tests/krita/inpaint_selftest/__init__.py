@@ -16,13 +16,13 @@ from array import array
 
 from krita import Extension, Krita, Selection
 from PyQt5.QtCore import Qt, QTimer
-from PyQt5.QtWidgets import QApplication, QComboBox, QLabel, QListWidget, QPushButton
+from PyQt5.QtWidgets import QApplication, QCheckBox, QComboBox, QLabel, QListWidget, QPushButton, QSpinBox
 
 OUT = os.environ.get("INPAINT_SELFTEST_OUT", "")
 DOWN_URL = os.environ.get("INPAINT_SELFTEST_DOWN_URL", "http://127.0.0.1:9")
 START_URL = os.environ.get("INPAINT_SELFTEST_START_URL", "")  # a free port for the docker's Start backend button
 SCREENSHOT = os.environ.get("INPAINT_SELFTEST_SCREENSHOT") == "1"
-WATCHDOG_MS = 150_000
+WATCHDOG_MS = 240_000
 T0 = time.monotonic()
 
 
@@ -226,6 +226,9 @@ class SelfTest(Extension):
         yield from self.fill_depth("f32", "F32")
         yield from self.fill_visible()
         yield from self.compare()
+        yield from self.sampling()
+        yield from self.fill_transparent()
+        yield from self.variations()
         yield from self.fill_with_started_backend()
         yield from self.fill_u8()
 
@@ -334,6 +337,75 @@ class SelfTest(Extension):
                     compare_setting=list(self.controller.settings.compare))
         self.dump("compare", doc, base, self.report["scenarios"]["compare"], before)
 
+    def sampling(self):
+        """Red above and below the selection, the pattern beside it: filled from the whole layer (the control),
+        from the sides only, and from a painted layer covering the sides: red must be kept out of the last two."""
+        from inpaint_selection.settings import SampleFrom
+
+        c = self.controller
+        w, h = 160, 112
+        doc, base = self.new_document("sampling", w, h)
+        red = bytes((0, 0, 255, 255)) * (w * 40)  # B, G, R, A
+        base.setPixelData(red, 0, 0, w, 40)
+        base.setPixelData(bytes((0, 0, 255, 255)) * (w * (h - 70)), 0, 70, w, h - 70)
+        area = doc.createNode("sample area", "paintlayer")
+        doc.rootNode().addChildNode(area, base)
+        area.setVisible(False)
+        for x in (20, 100):
+            area.setPixelData(bytes((0, 255, 0, 255)) * (40 * 30), x, 40, 40, 30)
+        mask = doc.createSelectionMask("sample mask")  # the same area as a selection mask, on the hidden layer
+        beside = Selection()
+        beside.select(20, 40, 120, 30, 255)
+        mask.setSelection(beside)
+        area.addChildNode(mask, None)
+        doc.refreshProjection()
+        self.select(doc, [(60, 40, 40, 30, 255)])
+        yield Wait(lambda: self.active_is(doc, base), 5, "the base layer to be active")
+        before = bytes(base.pixelData(0, 0, w, h))
+        for key, sample, node in (("sample_whole", SampleFrom.WHOLE, ""), ("sample_sides", SampleFrom.SIDES, ""),
+                                  ("sample_painted", SampleFrom.PAINTED, "sample area"),
+                                  ("sample_mask", SampleFrom.PAINTED, "sample mask")):
+            c.update_settings(sample=sample, sample_width=30, sample_node=node)
+            yield self.trigger("fill_button")
+            self.record(key, ok=self.finished[0], message=self.finished[1])
+            self.dump(key, doc, base, self.report["scenarios"][key], before)
+            for node in self.new_layers(doc):
+                node.remove()
+            doc.refreshProjection()
+        c.update_settings(sample=SampleFrom.WHOLE, sample_node="")
+
+    def fill_transparent(self):
+        """A layer with a transparent frame on all four sides and nothing selected: the frame is filled."""
+        c = self.controller
+        w, h, frame = 128, 96, 12
+        doc, base = self.new_document("transparent", w, h)
+        base.setPixelData(bytes(w * h * 4), 0, 0, w, h)
+        base.setPixelData(pattern(w - 2 * frame, h - 2 * frame, "U8"), frame, frame, w - 2 * frame, h - 2 * frame)
+        doc.refreshProjection()
+        doc.setSelection(Selection())  # nothing selected
+        doc.waitForDone()
+        yield Wait(lambda: self.active_is(doc, base), 5, "the base layer to be active")
+        before = bytes(base.pixelData(0, 0, w, h))
+        self.docker().findChild(QCheckBox, "transparent_check").setChecked(True)  # a user's tick
+        setting = c.settings.fill_transparent
+        yield self.trigger("fill_button")
+        self.docker().findChild(QCheckBox, "transparent_check").setChecked(False)
+        self.record("transparent", ok=self.finished[0], message=self.finished[1], setting=setting, frame=frame)
+        self.dump("transparent", doc, base, self.report["scenarios"]["transparent"], before)
+
+    def variations(self):
+        c = self.controller
+        doc, base = self.new_document("variations", 160, 112)
+        self.select(doc, [(60, 40, 40, 30, 255)])
+        yield Wait(lambda: self.active_is(doc, base), 5, "the base layer to be active")
+        before = bytes(base.pixelData(0, 0, doc.width(), doc.height()))
+        self.docker().findChild(QSpinBox, "variations_spin").setValue(3)  # a user's choice; the seed stays random
+        setting = c.settings.variations
+        yield self.trigger("fill_button")
+        self.docker().findChild(QSpinBox, "variations_spin").setValue(1)
+        self.record("variations", ok=self.finished[0], message=self.finished[1], setting=setting)
+        self.dump("variations", doc, base, self.report["scenarios"]["variations"], before)
+
     def fill_u8(self):
         doc, base = self.new_document("u8", 512, 384)
         # A hard rectangle and a half-selected one: the soft one must come back half transparent.
@@ -356,7 +428,7 @@ class SelfTest(Extension):
             window.setGeometry(0, 0, 1280, 1024)
             if len(shown) == 2:  # the docker scrolls, so Krita may give it little height: give it what it asks for
                 docker = shown["inpaint_selection_docker"]
-                window.resizeDocks([shown["KisLayerBox"], docker], [240, docker.sizeHint().height()], Qt.Vertical)
+                window.resizeDocks([shown["KisLayerBox"], docker], [170, docker.sizeHint().height()], Qt.Vertical)
             yield self.pause(1.5)  # let the window repaint
             QApplication.primaryScreen().grabWindow(0).save(os.path.join(OUT, "screenshot.png"))
         Krita.instance().action("edit_undo").trigger()
