@@ -287,6 +287,15 @@ def test_models_list_comes_from_the_backend(server):
     assert any(m.id == "diffusion" and m.ready for m in models)
 
 
+def test_model_note_gives_the_picked_models_card_summary():
+    line = "+0.8 dB vs Telea (5 buckets, 512 px) · 56 photos · 3,144 steps · 6.2 h"
+    listing = [backend_client.ModelInfo("auto", "ready", "Chooses per region."),
+               backend_client.ModelInfo("isnet-open", "ready", "ISNet.", summary=line)]
+    assert backend_client.model_note(listing, "isnet-open") == f"ISNet. ({line})"
+    assert backend_client.model_note(listing, "auto") == "Chooses per region."
+    assert backend_client.model_note(listing, "typo") == ""
+
+
 def test_fill_job_fills_two_crops(server):
     img, mask = scene(120, 300, (20, 30, 40, 50), (230, 70, 260, 90))
     crops = [Crop(box, geo.cut(rgba(img), 300, 4, box), geo.cut(rgba(mask), 300, 1, box))

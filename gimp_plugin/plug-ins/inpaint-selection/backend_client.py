@@ -44,10 +44,19 @@ class ModelInfo:
     status: str  # ready | untrained | broken
     description: str = ""
     reason: str = ""
+    summary: str = ""  # a checkpoint's card in one line: against Telea, trained on what, for how long
 
     @property
     def ready(self) -> bool:
         return self.status == "ready"
+
+
+def model_note(models: list[ModelInfo], model_id: str) -> str:
+    """What the dialog shows under the model field for the id typed or picked: its description and card summary."""
+    for m in models:
+        if m.id == model_id:
+            return " ".join(part for part in (m.description, m.summary and f"({m.summary})") if part)
+    return ""
 
 
 @dataclass(frozen=True)
@@ -144,8 +153,8 @@ class Backend:
     def models(self, timeout: float = 5.0) -> tuple[str, list[ModelInfo]]:
         """(default id, every model) from GET /api/v1/models."""
         listing = self._json("GET", "/api/v1/models", timeout=timeout)
-        models = [ModelInfo(m["id"], m.get("status", "ready"), m.get("description", ""), m.get("reason") or "")
-                  for m in listing.get("models", [])]
+        models = [ModelInfo(m["id"], m.get("status", "ready"), m.get("description", ""), m.get("reason") or "",
+                            str(m.get("summary") or "")) for m in listing.get("models", [])]
         return listing.get("default", ""), models
 
     def submit(self, image_png: bytes, mask_png: bytes, fields: dict[str, str], source_png: bytes | None = None) -> dict:

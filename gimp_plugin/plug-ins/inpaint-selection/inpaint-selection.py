@@ -17,7 +17,7 @@ gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
 from gi.repository import Gegl, Gimp, GLib, GObject  # noqa: E402
 
-from backend_client import Backend, BackendError  # noqa: E402
+from backend_client import Backend, BackendError, model_note  # noqa: E402
 from fill_job import Crop, FillJob  # noqa: E402
 from fill_settings import (  # noqa: E402
     DEFAULT_URL,
@@ -217,7 +217,14 @@ def build_dialog(procedure, config):
 
     models = Gtk.ComboBoxText.new_with_entry()
     models.get_child().set_text(config.get_property("model"))
-    models.get_child().connect("changed", lambda entry: config.set_property("model", entry.get_text().strip()))
+    known = []  # the server's models, as last listed
+    about = Gtk.Label(xalign=0.0, wrap=True, max_width_chars=50)  # the chosen model's description and card
+
+    def model_typed(entry):
+        config.set_property("model", entry.get_text().strip())
+        about.set_text(model_note(known, entry.get_text().strip()))
+
+    models.get_child().connect("changed", model_typed)
     status = Gtk.Label(xalign=0.0, wrap=True, max_width_chars=50)
     refresh = Gtk.Button(label="Refresh")
 
@@ -232,10 +239,11 @@ def build_dialog(procedure, config):
             status.set_text(str(e))
             models.get_child().set_text(typed)
             return
+        known[:] = listing
         for m in listing:
             if m.ready:
                 models.append(m.id, m.id)
-        list_compare([m.id for m in listing if m.ready])
+        list_compare([m for m in listing if m.ready])
         models.get_child().set_text(typed)
         models.get_child().set_placeholder_text(f"server default: {default}")
         waiting = [m.id for m in listing if not m.ready]
@@ -257,8 +265,9 @@ def build_dialog(procedure, config):
         def changed(*_):
             config.set_property("compare", ",".join(b.get_label() for b in boxes if b.get_active()))
 
-        for model_id in models_listed:
-            tick = Gtk.CheckButton(label=model_id, active=model_id in ticked)
+        for m in models_listed:
+            tick = Gtk.CheckButton(label=m.id, active=m.id in ticked)
+            tick.set_tooltip_text(model_note([m], m.id) or None)
             tick.connect("toggled", changed)
             boxes.append(tick)
             compare.pack_start(tick, False, False, 0)
@@ -274,6 +283,7 @@ def build_dialog(procedure, config):
     row.pack_start(refresh, False, False, 0)
     box = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=4, margin_bottom=6)
     box.pack_start(row, False, False, 0)
+    box.pack_start(about, False, False, 0)
     box.pack_start(status, False, False, 0)
     box.pack_start(compare_label, False, False, 0)
     box.pack_start(compare, False, False, 0)
