@@ -3,12 +3,14 @@
 Starts a real server on a free loopback port, sends a photo at three sizes with
 an elliptical selection covering 5% of the image, and reports per size: the
 client's wall time, the server's time (decode, crop, engine, blend, encode),
-the engine's share and the overhead's share. In the same run, the baselines
+the engine's share and the overhead's share; then `inpaint-backend fill` on the
+same files (the whole command, with and without spinning OpenMP threads). In
+the same run, the baselines
 (default Telea and PyPatchMatch, as `inpaint-backend eval` wraps them) fill the
 same image and selection through the same region pipeline in this process:
 their engine time, and the server engine's time as a ratio of theirs.
 
-    python benchmarks/api_latency.py [--model patchmatch] [--repeats 3] [--baselines telea,pypatchmatch]
+    python benchmarks/api_latency.py [--model patchmatch] [--repeats 3] [--no-cli] [--baselines telea,pypatchmatch]
 """
 from __future__ import annotations
 
