@@ -27,9 +27,12 @@ al. 2009's PatchMatch for the search (backend.classical.nnf):
    estimate at low frequencies. No pixel is a mean of several patches, so the
    texture is as sharp as the source's; comparing low frequencies only keeps
    that choice from favouring flat patches, which resemble a blurred estimate
-   best. A gradient-domain touch-up then spreads the colour mismatch at the
-   hole's border smoothly over the hole (it adds a smooth field, so it keeps
-   the copied texture).
+   best. The copies' lowest frequencies (below twice the working scale)
+   are then swapped for the working estimate's: that vote of many patches is
+   closer to the truth there on average, and the texture above stays a real
+   copy. A gradient-domain touch-up finally spreads the colour mismatch at
+   the hole's border smoothly over the hole (it adds a smooth field, so it
+   keeps the copied texture).
 
 The working levels are mirror-padded by the patch radius so border pixels get
 whole patches. Known pixels are returned untouched. Everything is tensor ops
@@ -66,6 +69,8 @@ PEEL_SOURCES = 4096
 WORK_SIZE = 384
 # At full resolution a pixel copies from the best of the patches centred within this distance.
 FINISH_REACH = 1
+# The finish takes from the working estimate the frequencies below this many times the working scale.
+LOW_BAND = 2
 # Votes (patch pixels) handled at once.
 _VOTE_CHUNK = 2**21
 
@@ -409,6 +414,7 @@ def finish(image: Tensor, hole: Tensor, matches: Matches, cost: Tensor, factor: 
                             ((py[missing] + 0.5) / factor + pad) / estimate.shape[1]], -1) * 2 - 1
         up = F.grid_sample(estimate[None], grid.to(estimate.dtype)[None, None], mode="bilinear", align_corners=False)
         values[:, missing] = up[0, :, 0].to(values.dtype)
+    values = _low_from_estimate(image, hole2, values, py, px, rows, cols, estimate, factor, pad)
     # Gradient-domain touch-up on the hole's box. The correction is smooth: at a large
     # factor it is solved on the box pooled by factor / 2 and scaled back up.
     known = ~hole2[py, px]
@@ -425,6 +431,36 @@ def finish(image: Tensor, hole: Tensor, matches: Matches, cost: Tensor, factor: 
     fy, fx = py[fill] - rows.start, px[fill] - cols.start
     out = image.clone()
     out[0][:, py[fill], px[fill]] = (values[:, fill] + correction[0][:, fy, fx]).clamp(0, 1)
+    return out
+
+
+def _low_from_estimate(image: Tensor, hole2: Tensor, values: Tensor, py: Tensor, px: Tensor, rows: slice, cols: slice,
+                       estimate: Tensor, factor: int, pad: int) -> Tensor:
+    """The copies (C, N) at (py, px) with their lowest frequencies taken from the working estimate instead.
+
+    The working estimate is a vote of many patches: at low frequencies it is
+    closer to the truth, on average, than any single copy, while the copy
+    carries the real texture. Only frequencies below LOW_BAND times the
+    working scale (at least 2 px) are swapped, so the texture stays whole.
+    """
+    c = image.shape[1]
+    box = image[0][:, rows, cols].clone()
+    hole_box = hole2[rows, cols]
+    fy, fx = py - rows.start, px - cols.start
+    fill = hole_box[fy, fx]
+    box[:, fy[fill], fx[fill]] = values[:, fill]
+    bh, bw = box.shape[-2:]
+    ys = ((torch.arange(rows.start, rows.stop, dtype=image.dtype) + 0.5) / factor + pad) / estimate.shape[1] * 2 - 1
+    xs = ((torch.arange(cols.start, cols.stop, dtype=image.dtype) + 0.5) / factor + pad) / estimate.shape[2] * 2 - 1
+    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1)[None].to(estimate.dtype)
+    est_box = F.grid_sample(estimate[None], grid, mode="bilinear", align_corners=False)[0]
+    est_box = torch.where(hole_box, est_box, box)
+    s = LOW_BAND * max(2, factor)
+    low = lambda t: F.interpolate(F.avg_pool2d(t[None], s, ceil_mode=True), size=(bh, bw), mode="bilinear",
+                                  align_corners=False)[0]
+    delta = low(est_box) - low(box)
+    out = values.clone()
+    out[:, fill] = values[:, fill] + delta[:, fy[fill], fx[fill]]
     return out
 
 
