@@ -52,3 +52,4 @@ class FillResult:
     model: str
     engine_ms: float  # time inside the engine alone
     elapsed_ms: float = 0.0  # whole request, decode to encode (filled in by the caller)
+    choices: list[str] = field(default_factory=list)  # engine per connected region, when the engine chose

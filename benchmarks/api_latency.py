@@ -1,11 +1,16 @@
-"""End-to-end time of POST /api/v1/inpaint, split into engine time and overhead.
+"""End-to-end time of POST /api/v1/inpaint, split into engine time and overhead, beside other inpainters.
 
 Starts a real server on a free loopback port, sends a photo at three sizes with
 an elliptical selection covering 5% of the image, and reports per size: the
 client's wall time, the server's time (decode, crop, engine, blend, encode),
-the engine's share and the overhead's share.
+the engine's share and the overhead's share; then `inpaint-backend fill` on the
+same files (the whole command, with and without spinning OpenMP threads). In
+the same run, the baselines
+(default Telea and PyPatchMatch, as `inpaint-backend eval` wraps them) fill the
+same image and selection through the same region pipeline in this process:
+their engine time, and the server engine's time as a ratio of theirs.
 
-    python benchmarks/api_latency.py [--model patchmatch] [--repeats 3]
+    python benchmarks/api_latency.py [--model patchmatch] [--repeats 3] [--no-cli] [--baselines telea,pypatchmatch]
 """
 from __future__ import annotations
 
@@ -77,13 +82,38 @@ def cli_ms(img: Path, mask: Path, model: str, models: str, device: str, repeats:
     return statistics.median(times)
 
 
+def load_baselines(ids: list[str]) -> list:
+    from backend.training.baselines import BASELINES
+
+    out = []
+    for engine_id in ids:
+        cls = BASELINES[engine_id]
+        if cls.installed():
+            out.append(cls("cpu"))
+        else:
+            print(f"skipping {engine_id}: package '{cls.package}' is not installed", file=sys.stderr)
+    return out
+
+
+def baseline_ms(engine, img: np.ndarray, mask: np.ndarray, repeats: int) -> float:
+    """Median engine time of a baseline through the region pipeline, as the server runs engines."""
+    from backend.engines.region import fill_region
+    from backend.request import FillRequest, Output
+
+    req = FillRequest(img, mask.astype(np.float32) / 255, output=Output.LAYER, seed=0)
+    return statistics.median(fill_region(engine, req).engine_ms for _ in range(repeats))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=None, help="engine id (default: the server's default)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--no-cli", action="store_true", help="time the server only")
+    ap.add_argument("--baselines", default="telea,pypatchmatch",
+                    help="in-process baselines timed beside the server's engine (empty: none)")
     args = ap.parse_args()
+    baselines = load_baselines([b for b in args.baselines.split(",") if b])
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -100,8 +130,9 @@ def main() -> None:
             model = args.model or health["default_model"]
             print(f"model {model} on {health['device']['name']} ({health['device']['type']}), torch {health['torch']}\n")
             cli_head = "" if args.no_cli else " cli ms | cli / client | cli, spinning OpenMP, ms | spinning / client |"
-            print("| image | selection | client ms | server ms | engine ms | overhead ms | overhead share |" + cli_head)
-            print("|---|---|---|---|---|---|---|" + ("" if args.no_cli else "---|---|---|---|"))
+            extra = "".join(f" {b.id} engine ms | engine / {b.id} |" for b in baselines)
+            print("| image | selection | client ms | server ms | engine ms | overhead ms | overhead share |" + cli_head + extra)
+            print("|---|---|---|---|---|---|---|" + ("" if args.no_cli else "---|---|---|---|") + "---|---|" * len(baselines))
             for w, h in SIZES:
                 img, mask = photo(w, h), ellipse_mask(w, h)
                 files = {"image": encode_png(img), "mask": encode_png(mask)}
@@ -127,6 +158,9 @@ def main() -> None:
                         spinning = cli_ms(img_path, mask_path, model, models, args.device, args.repeats,
                                           {"GOMP_SPINCOUNT": "300000"})
                     row += f" {cli:.0f} | {cli / client:.1f}x | {spinning:.0f} | {spinning / client:.1f}x |"
+                for b in baselines:
+                    ms = baseline_ms(b, img, mask, 1 if w * h > 4e6 else args.repeats)
+                    row += f" {ms:.0f} | {engine / ms:.2f} |"
                 print(row, flush=True)
         finally:
             proc.terminate()

@@ -1,20 +1,24 @@
 """Classical inpainting quality and speed: our patchmatch engine against the usual baselines.
 
-One run fills the same 512x512 photos with the same masks using
+One run fills the test split's photos, centre-cropped to 512x512, with the
+seeded masks of every default `inpaint-backend eval` bucket, through the same
+code as `eval` (backend.training.evaluate: the region pipeline the server
+uses, the same metrics), with
   patchmatch   (ours, backend/classical/patchmatch.py)
-  diffusion    (ours, smooth membrane fill)
-  pypatchmatch (PyPI `pypatchmatch`, 7x7 patches as in its examples)
+  pypatchmatch (PyPI `pypatchmatch`, its default 3x3 patches)
   gmic         (PyPI `gmic`, command inpaint_matchpatch with its GUI defaults)
-  telea, ns    (OpenCV cv2.inpaint, radius 3)
-and reports, per mask bucket and engine, hole PSNR, hole SSIM, hole L1 and
-seconds per image (2 CPU threads), as a markdown table on stdout and in
-<out>/classical_quality.md, plus a picture grid <out>/classical_grid.png.
+  telea        (OpenCV cv2.inpaint, radius 3)
+and on request (--engines) diffusion, ns, auto or any other engine id. It
+reports per bucket and engine hole PSNR, SSIM, L1, texture sharpness, the
+feature distance and seconds per image, then whether patchmatch meets the
+texture goal in each bucket: sharpness >= 0.9, feature distance <= PyPatchMatch's,
+hole PSNR >= PyPatchMatch's + 0.3 dB. Written to <out>/classical_quality.md,
+with a picture grid <out>/classical_grid.png (one case per bucket) and a
+100 % crop grid <out>/classical_crops.png: fruits.jpg with a 5 % ellipse on the
+orange slice and messi5.jpg with one over the grass line (opencv-doc photos at
+their own size; crops of the hole's neighbourhood, not scaled).
 
-Photos are the test split only: opencv-doc samples (apt install opencv-doc),
-scikit-image and scikit-learn sample photos, center-cropped to 512x512.
-Masks come from backend.training.masks.BUCKETS with fixed seeds.
-
-    python benchmarks/classical_quality.py [--images 12] [--out benchmarks/results]
+    python benchmarks/classical_quality.py [--data data/open-photos/test] [--images N] [--out benchmarks/results]
 """
 from __future__ import annotations
 
@@ -22,7 +26,6 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -31,261 +34,152 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from backend.classical.diffusion import DiffusionEngine  # noqa: E402
-from backend.classical.patchmatch import PatchMatchEngine  # noqa: E402
-from backend.engines.base import InpaintOptions, Progress  # noqa: E402
-from backend.training.baselines import GmicMatchPatch, PyPatchMatch  # noqa: E402
-from backend.training.masks import BUCKETS, bucket_mask  # noqa: E402
+from backend.engines.region import fill_region  # noqa: E402
+from backend.engines.registry import Registry  # noqa: E402
+from backend.images import encode_png  # noqa: E402
+from backend.request import FillRequest, Output  # noqa: E402
+from backend.training.data import find_photos  # noqa: E402
+from backend.training.evaluate import feature_network_or_none, make_cases, picture, resolve, score, summarize  # noqa: E402
+from backend.training.masks import BUCKETS  # noqa: E402
 
-SIZE = 512
 OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
-# The test split. Interleaved by source so that a smaller --images still mixes them.
-TEST_PHOTOS = [
-    ("opencv", "baboon.jpg"), ("skimage", "astronaut"), ("sklearn", "china.jpg"),
-    ("opencv", "fruits.jpg"), ("skimage", "coffee"), ("opencv", "building.jpg"),
-    ("skimage", "chelsea"), ("sklearn", "flower.jpg"), ("opencv", "butterfly.jpg"),
-    ("skimage", "rocket"), ("opencv", "home.jpg"), ("skimage", "stereo_motorcycle"),
-    ("opencv", "messi5.jpg"), ("opencv", "squirrel_cls.jpg"),
-]
-
-Image = np.ndarray  # HxWx3 uint8 RGB
-Mask = np.ndarray  # HxW uint8, 255 = hole
-Fill = Callable[[Image, Mask], Image]
+# The 100 % crop cases: photo, ellipse centre (x, y) as fractions of the photo, tilt in degrees.
+CROP_CASES = [("fruits.jpg", (0.37, 0.70), 30), ("messi5.jpg", (0.22, 0.76), 0)]
+ENGINES = "patchmatch,pypatchmatch,gmic,telea"
+GOAL = {"sharpness": 0.9, "psnr_margin": 0.3}
 
 
-# ----------------------------------------------------------------------------- photos
-
-def _load(source: str, name: str) -> Image | None:
-    if source == "opencv":
-        bgr = cv2.imread(str(OPENCV_DATA / name))
-        return None if bgr is None else bgr[:, :, ::-1]
-    if source == "skimage":
-        import skimage.data
-
-        image = getattr(skimage.data, name)()
-        return image[0] if isinstance(image, tuple) else image  # stereo pairs: the left view
-    if source == "sklearn":
-        from sklearn.datasets import load_sample_image
-
-        return load_sample_image(name)
-    raise ValueError(source)
+def ellipse_mask(h: int, w: int, centre: tuple[float, float], angle: float, fraction: float = 0.05) -> np.ndarray:
+    """uint8 mask (255 = hole) of an ellipse with axes a and a / 1.5 covering `fraction` of the image."""
+    a = np.sqrt(fraction * w * h * 1.5 / np.pi)
+    mask = np.zeros((h, w), np.uint8)
+    cv2.ellipse(mask, (int(centre[0] * w), int(centre[1] * h)), (int(a), int(a / 1.5)), angle, 0, 360, 255, -1)
+    return mask
 
 
-def square(image: Image, size: int = SIZE) -> Image:
-    """Center crop to a square, then resize to size x size (area filter when shrinking)."""
-    h, w = image.shape[:2]
-    s = min(h, w)
-    y0, x0 = (h - s) // 2, (w - s) // 2
-    crop = image[y0 : y0 + s, x0 : x0 + s]
-    interp = cv2.INTER_AREA if s > size else cv2.INTER_CUBIC
-    return np.ascontiguousarray(cv2.resize(crop, (size, size), interpolation=interp))
-
-
-def load_photos(count: int) -> list[tuple[str, Image]]:
-    photos = []
-    for source, name in TEST_PHOTOS:
-        if len(photos) == count:
-            break
-        try:
-            image = _load(source, name)
-        except Exception as err:  # package missing or sample not bundled
-            print(f"skipping photo {source}:{name}: {err}", file=sys.stderr)
-            continue
-        if image is None:
-            print(f"skipping photo {source}:{name}: not found", file=sys.stderr)
-            continue
-        photos.append((Path(name).stem, square(image[:, :, :3])))
-    return photos
-
-
-# ----------------------------------------------------------------------------- metrics
-
-def _gaussian_blur(x: np.ndarray, sigma: float = 1.5, radius: int = 5) -> np.ndarray:
-    t = np.arange(-radius, radius + 1, dtype=np.float64)
-    k = np.exp(-(t**2) / (2 * sigma**2))
-    k /= k.sum()
-    return cv2.sepFilter2D(x, cv2.CV_64F, k, k, borderType=cv2.BORDER_REFLECT)
-
-
-def ssim_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """SSIM (Wang et al. 2004; 11x11 Gaussian window, sigma 1.5) per pixel, averaged over channels.
-
-    a, b: HxWxC floats in [0, 1].
-    """
-    c1, c2 = 0.01**2, 0.03**2
-    maps = []
-    for ch in range(a.shape[2]):
-        x, y = a[:, :, ch].astype(np.float64), b[:, :, ch].astype(np.float64)
-        mx, my = _gaussian_blur(x), _gaussian_blur(y)
-        vx = _gaussian_blur(x * x) - mx * mx
-        vy = _gaussian_blur(y * y) - my * my
-        cxy = _gaussian_blur(x * y) - mx * my
-        maps.append(((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2)))
-    return np.mean(maps, axis=0)
-
-
-def hole_metrics(result: Image, truth: Image, mask: Mask) -> dict[str, float]:
-    """PSNR, SSIM and L1 over the hole pixels only (SSIM map computed on the whole image)."""
-    a = result.astype(np.float64) / 255.0
-    b = truth.astype(np.float64) / 255.0
-    hole = mask > 0
-    diff = (a - b)[hole]
-    mse = float(np.mean(diff**2))
-    psnr = 10 * np.log10(1.0 / max(mse, 1e-10))
-    ssim = float(ssim_map(a, b)[hole].mean())
-    return {"psnr": psnr, "ssim": ssim, "l1": float(np.mean(np.abs(diff)))}
-
-
-# ----------------------------------------------------------------------------- engines
-
-def _torch_fill(engine_cls) -> Fill:
-    engine = engine_cls("cpu")
-
-    def fill(image: Image, mask: Mask) -> Image:
-        x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255.0
-        m = torch.from_numpy((mask > 0).astype(np.float32))[None, None]
-        opts = InpaintOptions(seed=0, params=engine.parse_params({}))
-        out = engine.inpaint(x, m, opts, Progress())
-        return (out[0].permute(1, 2, 0).numpy() * 255.0 + 0.5).clip(0, 255).astype(np.uint8)
-
-    return fill
-
-
-def _external(cls) -> Fill:
-    """PyPatchMatch or G'MIC through the wrappers `inpaint-backend eval` uses (seed 0)."""
-    if not cls.installed():
-        raise ImportError(f"package '{cls.package}' is not installed")
-    engine = cls()
-
-    def fill(image: Image, mask: Mask) -> Image:
-        return engine.run(image, mask, 0)
-
-    return fill
-
-
-def _opencv(flag: int) -> Fill:
-    def fill(image: Image, mask: Mask) -> Image:
-        return cv2.inpaint(image, mask, 3, flag)
-
-    return fill
-
-
-def available_engines() -> dict[str, Fill]:
-    makers: dict[str, Callable[[], Fill]] = {
-        "patchmatch": lambda: _torch_fill(PatchMatchEngine),
-        "pypatchmatch": lambda: _external(PyPatchMatch),
-        "gmic": lambda: _external(GmicMatchPatch),
-        "telea": lambda: _opencv(cv2.INPAINT_TELEA),
-        "ns": lambda: _opencv(cv2.INPAINT_NS),
-        "diffusion": lambda: _torch_fill(DiffusionEngine),
-    }
-    engines = {}
-    for name, make in makers.items():
-        try:
-            engines[name] = make()
-        except ImportError as err:
-            print(f"skipping {name}: not installed ({err})", file=sys.stderr)
-    return engines
-
-
-# ----------------------------------------------------------------------------- report
-
-def markdown_table(rows: dict[tuple[str, str], list[dict[str, float]]], engines: list[str]) -> str:
-    lines = [
-        "| mask bucket | engine | PSNR (dB) ↑ | SSIM ↑ | L1 ↓ | s/image ↓ |",
-        "|---|---|---:|---:|---:|---:|",
-    ]
-    for bucket in BUCKETS:
-        for engine in engines:
-            runs = rows.get((bucket, engine))
-            if not runs:
-                continue
-            mean = {k: float(np.mean([r[k] for r in runs])) for k in runs[0]}
-            lines.append(
-                f"| {bucket} | {engine} | {mean['psnr']:.2f} | {mean['ssim']:.4f} | "
-                f"{mean['l1']:.4f} | {mean['seconds']:.2f} |"
-            )
+def table(summary: dict, engines: list[str]) -> str:
+    has_features = all("features" in v for row in summary.values() for v in row.values())
+    lines = ["| bucket | engine | PSNR (dB) ↑ | SSIM ↑ | L1 ↓ | sharpness (1 = truth) | feature distance ↓ | s/image ↓ |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for bucket, row in summary.items():
+        for e in engines:
+            v = row[e]
+            feature = f"{v['features']:.3f}" if has_features else "n/a"
+            lines.append(f"| {bucket} | {e} | {v['psnr']:.2f} | {v['ssim']:.4f} | {v['l1']:.4f} | {v['sharpness']:.2f} | "
+                         f"{feature} | {v['seconds']:.2f} |")
     return "\n".join(lines)
 
 
-def _label(tile: Image, text: str) -> Image:
-    bar = np.full((22, tile.shape[1], 3), 255, np.uint8)
-    cv2.putText(bar, text, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-    return np.concatenate([bar, tile], 0)
+def goal_table(summary: dict) -> str:
+    """Per bucket: patchmatch against the texture goal, each part met or not."""
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "**not met**"
+
+    lines = ["| bucket | sharpness >= 0.9 | feature distance <= PyPatchMatch's | PSNR >= PyPatchMatch's + 0.3 dB |",
+             "|---|---|---|---|"]
+    for bucket, row in summary.items():
+        ours, peer = row["patchmatch"], row["pypatchmatch"]
+        cells = [f"{ours['sharpness']:.2f}: {verdict(ours['sharpness'] >= GOAL['sharpness'])}"]
+        if "features" in ours:
+            cells.append(f"{ours['features']:.3f} vs {peer['features']:.3f}: {verdict(ours['features'] <= peer['features'])}")
+        else:
+            cells.append("n/a")
+        margin = ours["psnr"] - peer["psnr"]
+        cells.append(f"{margin:+.2f} dB: {verdict(margin >= GOAL['psnr_margin'])}")
+        lines.append(f"| {bucket} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
-def picture_grid(examples: list[tuple[str, Image, Mask, dict[str, Image]]], engines: list[str], tile: int = 256) -> Image:
+def crop_grid(engines: list, margin: int = 24) -> np.ndarray | None:
+    """Rows: the CROP_CASES; columns: input (hole in magenta) | each engine | truth, all at 100 %."""
     rows = []
-    for title, truth, mask, results in examples:
+    for name, centre, angle in CROP_CASES:
+        bgr = cv2.imread(str(OPENCV_DATA / name))
+        if bgr is None:
+            print(f"skipping crop case {name}: not found (apt install opencv-doc)", file=sys.stderr)
+            continue
+        truth = np.ascontiguousarray(bgr[:, :, ::-1])
+        h, w = truth.shape[:2]
+        mask = ellipse_mask(h, w, centre, angle)
+        ys, xs = np.nonzero(mask)
+        y0, y1 = max(0, ys.min() - margin), min(h, ys.max() + margin + 1)
+        x0, x1 = max(0, xs.min() - margin), min(w, xs.max() + margin + 1)
         holed = truth.copy()
         holed[mask > 0] = (255, 0, 255)
-        tiles = [_label(cv2.resize(holed, (tile, tile), interpolation=cv2.INTER_AREA), title)]
+        tiles = [holed]
         for engine in engines:
-            tiles.append(_label(cv2.resize(results[engine], (tile, tile), interpolation=cv2.INTER_AREA), engine))
-        tiles.append(_label(cv2.resize(truth, (tile, tile), interpolation=cv2.INTER_AREA), "ground truth"))
-        rows.append(np.concatenate(tiles, 1))
+            req = FillRequest(truth, mask.astype(np.float32) / 255, output=Output.IMAGE, seed=0)
+            tiles.append(fill_region(engine, req).pixels)
+        tiles.append(truth)
+        row = []
+        for label, tile in zip(["input"] + [e.id for e in engines] + ["truth"], tiles):
+            crop = np.ascontiguousarray(tile[y0:y1, x0:x1])
+            bar = np.full((22, crop.shape[1], 3), 255, np.uint8)
+            cv2.putText(bar, f"{Path(name).stem}: {label}" if label == "input" else label, (4, 16),
+                        cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+            row.append(np.concatenate([bar, crop], 0))
+            row.append(np.full((crop.shape[0] + 22, 4, 3), 255, np.uint8))
+        rows.append(np.concatenate(row, 1))
+    if not rows:
+        return None
+    width = max(r.shape[1] for r in rows)
+    rows = [np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
     return np.concatenate(rows, 0)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--images", type=int, default=12, help="number of test photos (max %d)" % len(TEST_PHOTOS))
+    ap.add_argument("--data", type=Path, default=Path("data/open-photos/test"),
+                    help="folder of test photos (default: the prepared photo set's test split)")
+    ap.add_argument("--images", type=int, default=None, help="use only the first N photos")
+    ap.add_argument("--engines", default=ENGINES, help=f"comma-separated engine ids (default {ENGINES})")
+    ap.add_argument("--buckets", default=",".join(BUCKETS), help="comma-separated mask buckets")
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    ap.add_argument("--no-crops", action="store_true", help="skip the 100 %% crop grid")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results", help="output directory")
-    ap.add_argument("--engines", default="", help="comma-separated subset of engines to run (default: all installed)")
-    ap.add_argument("--grid-rows", type=int, default=5, help="examples in the picture grid")
     args = ap.parse_args(argv)
 
-    torch.set_num_threads(2)
-    cv2.setNumThreads(2)
-    photos = load_photos(args.images)
-    engines = available_engines()
-    if args.engines:
-        wanted = args.engines.split(",")
-        engines = {k: v for k, v in engines.items() if k in wanted}
-    names = list(engines)
-    print(f"{len(photos)} photos x {len(BUCKETS)} mask buckets, engines: {', '.join(names)}", file=sys.stderr)
+    torch.set_num_threads(args.threads)
+    cv2.setNumThreads(args.threads)
+    photos = find_photos(args.data)[: args.images]
+    if not photos:
+        print(f"no photos under {args.data} (inpaint-backend prepare-photos --out data/open-photos)", file=sys.stderr)
+        return 2
+    buckets = args.buckets.split(",")
+    cases = make_cases(photos, 512, buckets)
+    engines = resolve(args.engines.split(","), Registry(None))
+    names = [e.id for e in engines]
+    features = feature_network_or_none()
+    print(f"{len(photos)} photos x {len(buckets)} buckets, engines: {', '.join(names)}", file=sys.stderr)
 
-    warm = square(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8), 128)
-    warm_mask = np.zeros((128, 128), np.uint8)
-    warm_mask[40:80, 40:80] = 255
-    for fill in engines.values():  # first calls pay for lazy initialisation; keep it out of the timings
-        fill(warm, warm_mask)
+    start = time.perf_counter()
+    done = [0]
 
-    rows: dict[tuple[str, str], list[dict[str, float]]] = {}
-    examples = []
-    # Grid rows: one case per bucket (cycling), each from a different photo.
-    shown = {(k % len(BUCKETS), (5 * k + 1) % len(photos)) for k in range(args.grid_rows)}
-    for b, bucket in enumerate(BUCKETS):
-        for i, (photo, truth) in enumerate(photos):
-            mask = bucket_mask(bucket, seed=1000 * b + i, height=SIZE, width=SIZE)
-            holed = truth.copy()
-            holed[mask > 0] = 0
-            results = {}
-            for name, fill in engines.items():
-                start = time.perf_counter()
-                result = fill(holed, mask)
-                seconds = time.perf_counter() - start
-                results[name] = result
-                rows.setdefault((bucket, name), []).append({**hole_metrics(result, truth, mask), "seconds": seconds})
-            if (b, i) in shown:
-                examples.append((f"{photo}, {bucket}", truth, mask, results))
-            print(f"  {bucket} {photo}: " + " ".join(
-                f"{n}={rows[(bucket, n)][-1]['psnr']:.1f}dB/{rows[(bucket, n)][-1]['seconds']:.2f}s" for n in names
-            ), file=sys.stderr)
+    def tick():
+        done[0] += 1
+        if done[0] % 20 == 0:
+            print(f"  {done[0]} / {len(cases) * len(engines)} fills, {time.perf_counter() - start:.0f} s", file=sys.stderr)
 
-    table = markdown_table(rows, names)
-    header = (
-        f"# Classical inpainting: quality and speed\n\n"
-        f"{len(photos)} test photos ({', '.join(p for p, _ in photos)}) at {SIZE}x{SIZE}, "
-        f"{len(BUCKETS)} mask buckets, metrics over hole pixels, {torch.get_num_threads()} CPU threads.\n"
-        f"Command: `python benchmarks/classical_quality.py --images {args.images}`\n\n"
-    )
-    print(table)
+    scores = score(engines, cases, progress=tick, features=features)
+    summary = summarize(scores)
+    text = (f"# Classical inpainting: quality and speed\n\n"
+            f"{len(photos)} photos of {args.data.name} ({', '.join(p.stem for p in photos)}), centre-cropped to 512x512, "
+            f"one seeded mask per photo and bucket (the masks of `inpaint-backend eval`), through the region pipeline; "
+            f"metrics over the hole; {torch.get_num_threads()} CPU threads (a shared machine: read the seconds as rough).\n"
+            f"Command: `python benchmarks/classical_quality.py --data {args.data}"
+            + (f" --images {args.images}" if args.images else "") + (f" --engines {args.engines}" if args.engines != ENGINES else "")
+            + "`\n\n" + table(summary, names) + "\n")
+    if "patchmatch" in names and "pypatchmatch" in names:
+        text += "\nThe texture goal for patchmatch, per bucket:\n\n" + goal_table(summary) + "\n"
+    print(text)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "classical_quality.md").write_text(header + table + "\n")
-    grid = picture_grid(examples, names)
-    cv2.imwrite(str(args.out / "classical_grid.png"), grid[:, :, ::-1])
-    print(f"wrote {args.out / 'classical_quality.md'} and {args.out / 'classical_grid.png'}", file=sys.stderr)
+    (args.out / "classical_quality.md").write_text(text)
+    (args.out / "classical_grid.png").write_bytes(encode_png(picture(scores, cases, names), compression=6))
+    if not args.no_crops:
+        crops = crop_grid(engines)
+        if crops is not None:
+            (args.out / "classical_crops.png").write_bytes(encode_png(crops, compression=6))
+    print(f"wrote {args.out / 'classical_quality.md'} and the grids", file=sys.stderr)
     return 0
 
 

@@ -14,9 +14,10 @@ from backend.classical.nnf import (
     upsample_field,
     valid_centres,
 )
-from backend.classical.patchmatch import PatchMatchEngine, complete
+from backend.classical.patchmatch import WORK_SIZE, PatchMatchEngine, complete
 from backend.engines.base import Cancelled, InpaintOptions, OptionError, Progress
 from backend.engines.sampling import SourceTooSmall
+from backend.training.metrics import texture_sharpness
 
 
 def tiled(size: int = 128, period: int = 16, seed: int = 1) -> torch.Tensor:
@@ -46,8 +47,8 @@ def hole_error(out, truth, hole):
 # ----------------------------------------------------------------------------- engine
 
 
-def test_patchmatch_is_the_default_engine():
-    assert ENGINES[0] is PatchMatchEngine
+def test_patchmatch_is_a_builtin_engine():
+    assert PatchMatchEngine in ENGINES
     assert PatchMatchEngine.id == "patchmatch" and PatchMatchEngine.kind == "classical"
 
 
@@ -146,6 +147,48 @@ def test_larger_crop_uses_the_pyramid():
     image = tiled(256)
     hole = box_hole(256, (100, 150, 90, 140))
     assert hole_error(fill(image, hole), image, hole) < 0.02
+
+
+def test_periodic_texture_keeps_its_period_and_sharpness():
+    image = tiled(256, period=12)  # every pixel of the tile independent: any averaging shows
+    hole = box_hole(256, (90, 170, 80, 160))
+    out = fill(image, hole)
+    inner = out[..., 90:158, 80:160]
+    assert (inner - out[..., 102:170, 80:160]).abs().max() < 0.02  # one period down, the same pixels
+    assert hole_error(out, image, hole) < 0.02
+    assert 0.95 < float(texture_sharpness(out, image, hole)) < 1.05
+    blurred = torch.nn.functional.avg_pool2d(out, 3, stride=1, padding=1, count_include_pad=False)
+    assert float(texture_sharpness(torch.where(hole > 0, blurred, out), image, hole)) < 0.7  # what a blur scores
+
+
+def test_grain_is_copied_not_averaged_away():
+    # A smooth photo-like image with sensor noise: no patch repeats, so patches covering a
+    # pixel disagree; a mean of them would smooth the grain away, real copies keep it.
+    g = torch.Generator().manual_seed(3)
+    smooth = torch.nn.functional.interpolate(torch.rand(1, 3, 16, 16, generator=g), size=(256, 256), mode="bicubic",
+                                             align_corners=False)
+    image = (smooth + 0.05 * torch.randn(1, 3, 256, 256, generator=g)).clamp(0, 1)
+    hole = box_hole(256, (90, 170, 80, 160))
+    assert 0.85 < float(texture_sharpness(fill(image, hole), image, hole)) < 1.2
+
+
+def test_huge_crop_is_solved_at_its_working_size_and_finished_at_full_size(monkeypatch):
+    image = tiled(2048, period=16)[..., :1536, :]
+    hole = torch.zeros(1, 1, 1536, 2048)
+    hole[..., 700:900, 900:1140] = 1
+    searched = []
+    search = SourcePatches.search
+    monkeypatch.setattr(SourcePatches, "search", lambda self, query, *a, **k: searched.append(query.shape[-2:]) or
+                        search(self, query, *a, **k))
+    steps = []
+    out = complete(image * (1 - hole), hole, generator=torch.Generator().manual_seed(0),
+                   progress=Progress(lambda f, m: steps.append(m)))
+    # 2048 x 1536 halves three times to 256 x 192: one level there (its smaller side
+    # cannot halve again above min_size), then the full-resolution finish.
+    assert list(dict.fromkeys(steps)) == ["level 1 of 1", "full resolution"]
+    assert searched and all(max(s) <= WORK_SIZE + 6 for s in searched)  # patch radius 3 of padding
+    assert hole_error(out, image, hole) < 0.02  # full-size texture, continued exactly
+    assert 0.95 < float(texture_sharpness(out, image, hole)) < 1.05
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

@@ -146,6 +146,8 @@ def result_response(result: FillResult, started: float) -> Response:
     x, y, w, h = result.region
     facts = {"model": result.model, "seed": result.seed, "elapsed_ms": round(result.elapsed_ms, 1),
              "engine_ms": round(result.engine_ms, 1), "region": [x, y, w, h]}
+    if result.choices:
+        facts["choices"] = result.choices
     if request.accept_mimetypes.best_match(["image/png", "application/json"]) == "application/json" \
             and "application/json" in request.accept_mimetypes.values():
         return jsonify(image=base64.b64encode(png).decode("ascii"), **facts)
@@ -154,6 +156,8 @@ def result_response(result: FillResult, started: float) -> Response:
         "X-Model": result.model, "X-Seed": str(result.seed), "X-Elapsed-Ms": f"{result.elapsed_ms:.1f}",
         "X-Engine-Ms": f"{result.engine_ms:.1f}", "X-Region": f"{x},{y},{w},{h}",
     })
+    if result.choices:  # e.g. auto: which engine filled each selected region
+        resp.headers["X-Engine-Choices"] = ",".join(result.choices)
     return resp
 
 

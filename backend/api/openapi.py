@@ -12,7 +12,9 @@ _PNG_RESULT = {
     "description": "the result PNG (JSON with a base64 PNG when Accept: application/json)",
     "headers": {name: {"schema": {"type": "string"}, "description": text} for name, text in {
         "X-Model": "model that ran", "X-Seed": "seed used", "X-Elapsed-Ms": "server time, decode to encode",
-        "X-Engine-Ms": "time inside the engine", "X-Region": "x,y,w,h of the changed pixels"}.items()},
+        "X-Engine-Ms": "time inside the engine", "X-Region": "x,y,w,h of the changed pixels",
+        "X-Engine-Choices": "only when the engine chose per region (auto): the engine of each connected region, "
+                            "comma-separated"}.items()},
     "content": {"image/png": {"schema": {"type": "string", "format": "binary"}},
                 "application/json": {"schema": {"$ref": "#/components/schemas/Result"}}},
 }
@@ -79,7 +81,9 @@ DOCUMENT = {
             "Result": {"type": "object", "properties": {
                 "image": {"type": "string", "contentEncoding": "base64"}, "model": {"type": "string"},
                 "seed": {"type": "integer"}, "elapsed_ms": {"type": "number"}, "engine_ms": {"type": "number"},
-                "region": {"type": "array", "items": {"type": "integer"}}}},
+                "region": {"type": "array", "items": {"type": "integer"}},
+                "choices": {"type": "array", "items": {"type": "string"},
+                            "description": "only when the engine chose per region (auto): the engine of each"}}},
         },
     },
     "security": [{}, {"bearer": []}],

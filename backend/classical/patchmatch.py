@@ -1,30 +1,48 @@
-"""Exemplar-based completion: coarse-to-fine PatchMatch with EM voting.
+"""Exemplar-based completion: coarse-to-fine PatchMatch with EM voting, finished by copying real pixels.
 
 In the spirit of Wexler et al. 2007 (space-time completion), with Barnes et
 al. 2009's PatchMatch for the search (backend.classical.nnf):
 
-1. Pyramid: halve the crop while its smaller side stays >= `min_size`
-   (fewer levels when the hole is already thin). Coarse pixels average only
-   known pixels. Two texture channels (Newson et al. 2014) ride along with
-   the colours so that busy areas do not match flat ones.
-2. Coarsest level: fill the hole ring by ring from its border inward
+1. Working image: the crop pooled by a power of two, at least once when the
+   hole is thick enough for a coarser level, and more while its longer side
+   exceeds WORK_SIZE. All the searching happens there and above, so the cost
+   of a 24-megapixel photo is that of a small crop plus one pass over the
+   hole at full size. Coarse pixels average only known pixels. Two texture
+   channels (Newson et al. 2014) ride along with the colours so that busy
+   areas do not match flat ones.
+2. Pyramid over the working image: halve while its smaller side stays >=
+   `min_size` (fewer levels when the hole is already thin).
+3. Coarsest level: fill the hole ring by ring from its border inward
    ("onion peel"), each pixel copied from the source patch that best
    matches its known surroundings, so edges and stripes entering the hole
    continue instead of being blurred away by a smooth first guess.
-3. Each level but the full-resolution one: a few EM iterations. Search the
+4. Every level down to the working image: a few EM iterations. Search the
    nearest source patch for every patch overlapping the hole, then vote:
    each hole pixel becomes the weighted mean of what the patches covering
-   it say, patches that contain more known pixels weighing much more.
-4. Going one level finer, the match field is doubled (not searched afresh)
-   and voted once; at full resolution that vote is the result, after a
-   gradient-domain touch-up that evens out colour seams at the border.
+   it say, patches that contain more known pixels weighing much more. Going
+   one level finer, the match field is doubled and voted once first.
+5. Full resolution (`finish`): the working image's match field, scaled up,
+   says where each patch comes from; every hole pixel copies the real source
+   pixel of the covering patch whose match agrees best with the working
+   estimate at low frequencies. No pixel is a mean of several patches, so the
+   texture is as sharp as the source's; comparing low frequencies only keeps
+   that choice from favouring flat patches, which resemble a blurred estimate
+   best. The copies' lowest frequencies (below twice the working scale)
+   are then swapped for the working estimate's: that vote of many patches is
+   closer to the truth there on average, and the texture above stays a real
+   copy. A gradient-domain touch-up finally spreads the colour mismatch at
+   the hole's border smoothly over the hole (it adds a smooth field, so it
+   keeps the copied texture).
 
-All levels are mirror-padded by the patch radius so border pixels get whole
-patches. Known pixels are returned untouched. Everything is tensor ops (no
-Python loop over pixels), identical on CPU and CUDA; memory stays around a
-few tens of floats per pixel of the crop.
+The working levels are mirror-padded by the patch radius so border pixels get
+whole patches. Known pixels are returned untouched. Everything is tensor ops
+(no Python loop over pixels), identical on CPU and CUDA; memory stays around a
+few tens of floats per pixel of the working image, and per hole pixel at full
+resolution.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -47,27 +65,34 @@ Tensor = torch.Tensor
 
 # The onion peel searches exactly among about this many source patches (then refines).
 PEEL_SOURCES = 4096
+# The working image's longer side is at most this (a power-of-two fraction of the crop).
+WORK_SIZE = 384
+# At full resolution a pixel copies from the best of the patches centred within this distance.
+FINISH_REACH = 1
+# The finish takes from the working estimate the frequencies below this many times the working scale.
+LOW_BAND = 2
 # Votes (patch pixels) handled at once.
 _VOTE_CHUNK = 2**21
 
 
-def _pool_level(image: Tensor, hole: Tensor, level: int) -> tuple[Tensor, Tensor]:
-    """Image and hole at 1 / 2**level size, pooled straight from full resolution.
+def _pool_level(image: Tensor, hole: Tensor, level: int, any_hole: bool = False) -> tuple[Tensor, Tensor]:
+    """Image and hole at 1 / 2**level size, pooled straight from the given resolution.
 
-    A coarse pixel is known when at least half of its footprint is, and its
-    value averages only known pixels: hole content never leaks into sources,
-    and thin holes stay thin instead of swelling level after level.
+    A coarse pixel's value averages only known pixels, so hole content never
+    leaks into sources. It is known when at least half of its footprint is,
+    so thin holes stay thin instead of swelling level after level; with
+    any_hole, only when all of it is (the working image: every hole pixel
+    below it must be solved there).
     """
     if level == 0:
         return image * (1.0 - hole), hole
     f = 1 << level
-    h, w = image.shape[-2:]
-    pad = (0, -w % f, 0, -h % f)
+    # ceil_mode: a footprint cut by the image's edge averages the pixels it has.
     known = 1.0 - hole
-    inside = F.avg_pool2d(F.pad(torch.ones_like(hole), pad), f)
-    known_share = F.avg_pool2d(F.pad(known, pad), f)
-    values = F.avg_pool2d(F.pad(image * known, pad), f) / known_share.clamp(min=1e-6)
-    coarse_hole = (known_share < 0.5 * inside).to(image.dtype)
+    known_share = F.avg_pool2d(known, f, ceil_mode=True)
+    values = F.avg_pool2d(image * known, f, ceil_mode=True) / known_share.clamp(min=1e-6)
+    limit = 1.0 - 0.5 / f**2 if any_hole else 0.5
+    coarse_hole = (known_share < limit).to(image.dtype)
     return values * (1.0 - coarse_hole), coarse_hole
 
 
@@ -81,39 +106,68 @@ def _pool_source(source: Tensor, level: int) -> Tensor:
     return -F.max_pool2d(F.pad(-source, (0, -w % f, 0, -h % f), value=0.0), f)
 
 
+def _holds_patch(allowed: Tensor, level: int, patch_size: int) -> bool:
+    """Whether the sampling area, pooled to 1 / 2**level and mirror-padded as the levels are, holds a whole patch."""
+    return bool(valid_centres(_pad(_pool_source(allowed, level), patch_size // 2)[0, 0] > 0.5, patch_size).any())
+
+
 def _dilate(mask: Tensor, radius: int) -> Tensor:
-    """Square dilation of an (H, W) bool mask."""
-    return box_count(mask, 2 * radius + 1) > 0 if radius > 0 else mask
+    """Square dilation of an (H, W) bool mask (a row pass, then a column pass)."""
+    if radius <= 0:
+        return mask
+    k = 2 * radius + 1
+    rows = F.max_pool2d(mask[None, None].to(torch.float32), (1, k), 1, (0, radius))
+    return F.max_pool2d(rows, (k, 1), 1, (radius, 0))[0, 0] > 0
 
 
-def level_count(hole: Tensor, patch_size: int, min_size: int) -> int:
+def _box(mask: Tensor, margin: int) -> tuple[slice, slice]:
+    """Rows and columns of the bounding box of an (H, W) bool mask's set pixels, grown by margin (clamped)."""
+    rows, cols = torch.nonzero(mask.any(1)).squeeze(1), torch.nonzero(mask.any(0)).squeeze(1)
+    h, w = mask.shape
+    return (slice(max(0, int(rows[0]) - margin), min(h, int(rows[-1]) + margin + 1)),
+            slice(max(0, int(cols[0]) - margin), min(w, int(cols[-1]) + margin + 1)))
+
+
+def level_count(hole: Tensor, patch_size: int, min_size: int, at_most: int | None = None) -> int:
     """Pyramid levels: halve while the smaller side stays >= min_size and the hole is thicker than a patch."""
     levels = 1
-    while min(hole.shape[-2:]) >> levels >= min_size:
-        coarse = _pool_level(hole, hole, levels - 1)[1]
-        if not bool((~_dilate(coarse[0, 0] < 0.5, patch_size // 2)).any()):
+    while min(hole.shape[-2:]) >> levels >= min_size and (at_most is None or levels < at_most):
+        coarse = (_pool_level(hole, hole, levels - 1)[1] if levels > 1 else hole)[0, 0] > 0.5
+        inside = coarse[_box(coarse, patch_size)]  # the test is local to the hole: skip the rest of a large crop
+        if not bool((~_dilate(~inside, patch_size // 2)).any()):
             break  # eroding the hole by a patch radius empties it: thin enough already
         levels += 1
     return levels
 
 
-def texture_features(image: Tensor, hole: Tensor, window: int) -> Tensor:
-    """(1, 2, H, W): mean |d/dx| and |d/dy| of the grey image over a window, known pixels only.
+def texture_features(image: Tensor, hole: Tensor, window: int, factor: int = 1) -> Tensor:
+    """(1, 2, H / factor, W / factor): mean |d/dx| and |d/dy| of the grey image over a window, known pixels only.
 
     Newson et al. (2014)'s texture features. Pooled down the pyramid with the
     colours, they tell a coarse patch how busy the fine texture beneath it
     is, so a busy area (roofs, foliage) does not match flat sand or water
-    that happens to have the same mean colour.
+    that happens to have the same mean colour. The gradients are taken at
+    full resolution and pooled by `factor` at once; the window then shrinks
+    by that factor, so it covers about the same pixels.
     """
-    grey = image.mean(1, keepdim=True)
+    grey = image.mean(1)
     known = 1.0 - hole
-    gx = F.pad((grey[..., :, 1:] - grey[..., :, :-1]).abs() * known[..., :, 1:] * known[..., :, :-1], (0, 1))
-    gy = F.pad((grey[..., 1:, :] - grey[..., :-1, :]).abs() * known[..., 1:, :] * known[..., :-1, :], (0, 0, 0, 1))
-    kx = F.pad(known[..., :, 1:] * known[..., :, :-1], (0, 1))
-    ky = F.pad(known[..., 1:, :] * known[..., :-1, :], (0, 0, 0, 1))
-    r = window // 2
-    pool = lambda t: F.avg_pool2d(F.pad(t, (r, r, r, r), mode="replicate"), window, stride=1)
-    return torch.cat([pool(gx) / pool(kx).clamp(min=1e-6), pool(gy) / pool(ky).clamp(min=1e-6)], 1) * known
+    k = known[:, 0]
+    # |d/dx|, |d/dy| where both pixels are known, and where that is so; written in place (large crops).
+    parts = image.new_zeros(1, 4, *image.shape[-2:])
+    torch.mul(k[..., :, 1:], k[..., :, :-1], out=parts[:, 2, :, :-1])
+    torch.mul(k[..., 1:, :], k[..., :-1, :], out=parts[:, 3, :-1, :])
+    torch.sub(grey[..., :, 1:], grey[..., :, :-1], out=parts[:, 0, :, :-1]).abs_().mul_(parts[:, 2, :, :-1])
+    torch.sub(grey[..., 1:, :], grey[..., :-1, :], out=parts[:, 1, :-1, :]).abs_().mul_(parts[:, 3, :-1, :])
+    if factor > 1:
+        parts = F.avg_pool2d(parts, factor, ceil_mode=True)
+        # Known as in the working image: the whole footprint is (see _pool_level's any_hole).
+        known = (F.avg_pool2d(known, factor, ceil_mode=True) >= 1.0 - 0.5 / factor**2).to(image.dtype)
+    window = max(1, window // factor) | 1
+    if window > 1:
+        r = window // 2
+        parts = F.avg_pool2d(F.pad(parts, (r, r, r, r), mode="replicate"), window, stride=1)
+    return parts[:, :2] / parts[:, 2:].clamp(min=1e-6) * known
 
 
 def _pad(x: Tensor, r: int) -> Tensor:
@@ -238,31 +292,253 @@ def _field_matches(field: Tensor, queries: Tensor, source_ok: Tensor) -> Matches
 
 
 def _settle(est: Tensor, hole: Tensor, matches: Matches, patch_size: int, trust: Tensor | None,
-            final: bool, reach: int | None, anchors: Tensor | None = None) -> Tensor:
-    """The estimate after a vote (trust: per-centre weights); after the final one, seams are evened out
-    against the known pixels in `anchors` (default: all known pixels)."""
+            reach: int | None) -> Tensor:
+    """The estimate after a vote (trust: per-centre weights)."""
     votes, covered = vote(est, matches, patch_size, None if trust is None else trust[matches.query], reach=reach)
-    if final:
-        # Gradient-domain touch-up: what the patches say about the known
-        # pixels around the hole minus what is really there, spread smoothly
-        # over the hole, removes brightness and colour seams.
-        # Known pixels outside a sampling area give no residual: their colour must not seep in either.
-        residual = torch.where(covered & (~hole if anchors is None else anchors), est - votes, torch.zeros_like(est))
-        votes = votes + harmonic_fill(residual[None], (~hole).to(est.dtype)[None, None])[0]
     return torch.where(hole & covered, votes, est)
 
 
 def em_schedule(levels: int, iterations: int) -> list[int]:
-    """EM iterations per level, coarsest first: `iterations`, then halving.
+    """EM iterations per working level, coarsest first: `iterations`, then halving, at least one each."""
+    return [max(1, iterations >> i) for i in range(levels)]
 
-    The full-resolution level (when there is more than one) gets none: its
-    doubled match field, voted once, already carries the texture, and
-    searching again there mostly pulls matches towards flat areas.
+
+def working_scale(size: tuple[int, int], levels: int, patch_size: int, work_size: int = WORK_SIZE) -> int:
+    """Halvings from the crop to the working image (see the module docstring).
+
+    At least one when the hole allows a coarser level (levels > 1), more while
+    the longer side exceeds work_size; never so many that the smaller side
+    drops under three patches.
     """
-    counts = [max(1, iterations >> i) for i in range(levels)]
-    if levels > 1:
-        counts[-1] = 0
-    return counts
+    k = 1 if levels > 1 else 0
+    while max(size) >> k > work_size and min(size) >> (k + 1) >= 3 * patch_size:
+        k += 1
+    return k
+
+
+def low_frequency_distance(image: Tensor, matches: Matches, patch_size: int, chunk: int = 2**16) -> Tensor:
+    """(N,) SSD between each query patch of image (C, H, W) and its matched source patch, at low frequencies.
+
+    Both patches are projected on the mean and the two first cosines (DCT
+    u + v <= 1) of every channel: how well the two agree in colour and slope,
+    whatever finer texture either holds.
+    """
+    c = image.shape[0]
+    p = patch_size
+    n = torch.arange(p, dtype=torch.float64)
+    flat = torch.full((p,), 1 / math.sqrt(p), dtype=torch.float64)
+    wave = torch.cos(math.pi * (2 * n + 1) / (2 * p)) * math.sqrt(2 / p)
+    shapes = [flat[:, None] * flat[None, :], wave[:, None] * flat[None, :], flat[:, None] * wave[None, :]]
+    basis = torch.zeros(3 * c, c, p, p, dtype=torch.float64)
+    for ch in range(c):
+        for i, shape in enumerate(shapes):
+            basis[3 * ch + i, ch] = shape
+    basis = basis.flatten(1).T.to(image.device, image.dtype)
+    out = torch.empty(matches.query.numel(), dtype=image.dtype, device=image.device)
+    for start in range(0, out.numel(), chunk):
+        q = gather_patches(image, matches.query[start : start + chunk], patch_size) @ basis
+        s = gather_patches(image, matches.source[start : start + chunk], patch_size) @ basis
+        out[start : start + chunk] = (q - s).pow_(2).sum(1)
+    return out
+
+
+def _reflect(i: Tensor, n: int) -> Tensor:
+    """Indices mirrored back into 0..n-1, as F.pad's reflect mode lays them out."""
+    i = torch.where(i < 0, -i, i)
+    return torch.where(i >= n, 2 * (n - 1) - i, i).clamp(0, n - 1)
+
+
+def finish(image: Tensor, hole: Tensor, matches: Matches, cost: Tensor, factor: int, pad: int,
+           estimate: Tensor, patch_size: int, reach: int = FINISH_REACH, allowed: Tensor | None = None) -> Tensor:
+    """The full-resolution result (1, C, H, W): every hole pixel copies one real pixel of `image`.
+
+    matches: the working image's (mirror-padded by `pad`). A full-resolution
+        patch inherits the match of the working pixel it lies in, scaled by
+        `factor`: the shift from it to its source is `factor` times its
+        working pixel's.
+    cost: (N,) how far each match is from the working estimate (lower is better).
+    estimate: (C, h, w) the padded working estimate, for pixels no match can serve.
+    Each pixel copies what the covering patch of lowest cost says, among the
+    patches centred within `reach` of it; source pixels in the hole never
+    count. Then the mismatch between the copies and the known pixels of a ring
+    around the hole is spread smoothly over the hole (harmonic interpolation),
+    which evens out colour seams without smoothing the copied texture. Work
+    and memory scale with the hole, not with the image.
+    allowed: (1, 1, H, W) the sampling area, if any: pixels are copied only
+        from it, and known pixels outside it give no residual (their colour
+        must not seep in through the touch-up either).
+    """
+    c, H, W = image.shape[1:]
+    dev = image.device
+    hole2 = hole[0, 0] > 0.5
+    ring = patch_size // 2
+    rows, cols = _box(hole2, ring + 1)
+    sub_hole = hole2[rows, cols]
+    py, px = torch.nonzero(_dilate(sub_hole, ring), as_tuple=True)
+    py, px = py + rows.start, px + cols.start
+    # Per working pixel (padded grid): its match as a shift in unpadded working pixels, and its cost.
+    hp, wp = matches.query_size
+    h, w = -(-H // factor), -(-W // factor)
+    sy = _reflect(torch.div(matches.source, wp, rounding_mode="floor") - pad, h)
+    sx = _reflect(matches.source % wp - pad, w)
+    shift_y = torch.zeros(hp * wp, dtype=torch.long, device=dev)
+    shift_x = torch.zeros_like(shift_y)
+    shift_y[matches.query] = sy - (torch.div(matches.query, wp, rounding_mode="floor") - pad)
+    shift_x[matches.query] = sx - (matches.query % wp - pad)
+    cost_of = torch.full((hp * wp,), math.inf, dtype=cost.dtype, device=dev)
+    cost_of[matches.query] = cost
+    in_hole = hole2.reshape(-1)
+    if allowed is not None:
+        in_hole = in_hole | (allowed[0, 0] < 0.5).reshape(-1)  # outside the sampling area: never a source
+    best = torch.full(py.shape, math.inf, dtype=cost.dtype, device=dev)
+    pick = torch.full(py.shape, -1, dtype=torch.long, device=dev)
+    # The working pixels holding the centres of the patches that cover a pixel, row and column ranges.
+    ylo, yhi = torch.div(py - reach, factor, rounding_mode="floor"), torch.div(py + reach, factor, rounding_mode="floor")
+    xlo, xhi = torch.div(px - reach, factor, rounding_mode="floor"), torch.div(px + reach, factor, rounding_mode="floor")
+    span = 2 * reach // factor + 2
+    for a in range(span):
+        cy = ylo + a
+        for b in range(span):
+            cx = xlo + b
+            ok = (cy <= yhi) & (cx <= xhi) & (cy >= 0) & (cy * factor < H) & (cx >= 0) & (cx * factor < W)
+            at = (cy + pad).clamp(0, hp - 1) * wp + (cx + pad).clamp(0, wp - 1)
+            src = (py + factor * shift_y[at]).clamp(0, H - 1) * W + (px + factor * shift_x[at]).clamp(0, W - 1)
+            score = torch.where(ok & ~in_hole[src], cost_of[at], math.inf)
+            better = score < best
+            best = torch.where(better, score, best)
+            pick = torch.where(better, src, pick)
+    values = image[0].reshape(c, H * W)[:, pick.clamp(min=0)]
+    missing = pick < 0
+    if bool(missing.any()):  # e.g. no source patch fits anywhere: the working estimate, smoothly scaled up
+        grid = torch.stack([((px[missing] + 0.5) / factor + pad) / estimate.shape[2],
+                            ((py[missing] + 0.5) / factor + pad) / estimate.shape[1]], -1) * 2 - 1
+        up = F.grid_sample(estimate[None], grid.to(estimate.dtype)[None, None], mode="bilinear", align_corners=False)
+        values[:, missing] = up[0, :, 0].to(values.dtype)
+    values = _low_from_estimate(image, hole2, values, py, px, rows, cols, estimate, factor, pad)
+    # Gradient-domain touch-up on the hole's box. The correction is smooth: at a large
+    # factor it is solved on the box pooled by factor / 2 and scaled back up.
+    known = ~hole2[py, px]
+    anchor = known if allowed is None else known & (allowed[0, 0, py, px] > 0.5)
+    residual = torch.zeros(1, c, *sub_hole.shape, dtype=image.dtype, device=dev)
+    residual[0, :, py[anchor] - rows.start, px[anchor] - cols.start] = image[0][:, py[anchor], px[anchor]] - values[:, anchor]
+    known_box = (~sub_hole).to(image.dtype)[None, None]
+    level = max(0, factor.bit_length() - 2)
+    coarse, coarse_hole = _pool_level(residual, 1.0 - known_box, level)
+    correction = harmonic_fill(coarse, 1.0 - coarse_hole)
+    if level:
+        correction = F.interpolate(correction, scale_factor=1 << level, mode="bilinear", align_corners=False)
+    fill = ~known
+    fy, fx = py[fill] - rows.start, px[fill] - cols.start
+    out = image.clone()
+    out[0][:, py[fill], px[fill]] = (values[:, fill] + correction[0][:, fy, fx]).clamp(0, 1)
+    return out
+
+
+def _low_from_estimate(image: Tensor, hole2: Tensor, values: Tensor, py: Tensor, px: Tensor, rows: slice, cols: slice,
+                       estimate: Tensor, factor: int, pad: int) -> Tensor:
+    """The copies (C, N) at (py, px) with their lowest frequencies taken from the working estimate instead.
+
+    The working estimate is a vote of many patches: at low frequencies it is
+    closer to the truth, on average, than any single copy, while the copy
+    carries the real texture. Only frequencies below LOW_BAND times the
+    working scale (at least 2 px) are swapped, so the texture stays whole.
+    """
+    c = image.shape[1]
+    box = image[0][:, rows, cols].clone()
+    hole_box = hole2[rows, cols]
+    fy, fx = py - rows.start, px - cols.start
+    fill = hole_box[fy, fx]
+    box[:, fy[fill], fx[fill]] = values[:, fill]
+    bh, bw = box.shape[-2:]
+    ys = ((torch.arange(rows.start, rows.stop, dtype=image.dtype) + 0.5) / factor + pad) / estimate.shape[1] * 2 - 1
+    xs = ((torch.arange(cols.start, cols.stop, dtype=image.dtype) + 0.5) / factor + pad) / estimate.shape[2] * 2 - 1
+    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1)[None].to(estimate.dtype)
+    est_box = F.grid_sample(estimate[None], grid, mode="bilinear", align_corners=False)[0]
+    est_box = torch.where(hole_box, est_box, box)
+    s = LOW_BAND * max(2, factor)
+    low = lambda t: F.interpolate(F.avg_pool2d(t[None], s, ceil_mode=True), size=(bh, bw), mode="bilinear",
+                                  align_corners=False)[0]
+    delta = low(est_box) - low(box)
+    out = values.clone()
+    out[:, fill] = values[:, fill] + delta[:, fy[fill], fx[fill]]
+    return out
+
+
+def _solve(work: Tensor, hole: Tensor, patch_size: int, iterations: int, search_iterations: int,
+           band: int | None, generator: torch.Generator | None, progress: Progress | None, min_size: int,
+           colours: int, anchor_power: float, anchor_floor: float, scale: int,
+           allowed: Tensor | None = None) -> tuple[Tensor, Matches | None, int]:
+    """Coarse-to-fine EM on the working image (allowed: the full-resolution sampling area, if any).
+
+    Returns its padded estimate (C, h, w), the last matches (None: no source
+    patch fits anywhere) and the number of levels.
+    """
+    r = patch_size // 2
+    levels = level_count(hole, patch_size, min_size)
+    while allowed is not None and levels > 1 and not _holds_patch(allowed, scale + levels - 1, patch_size):
+        levels -= 1  # a coarser level would hold no whole patch of the sampling area
+    schedule = em_schedule(levels, iterations)
+    estimate = None  # (1, C, h, w) result of the level above, unpadded
+    field = None  # its match field, in that level's padded coordinates
+    matches = None
+    for n, level in enumerate(range(levels - 1, -1, -1)):
+        if progress is not None:
+            progress(n / (levels + 1), f"level {n + 1} of {levels}")
+        img, hl = _pool_level(work, hole, level)
+        h, w = img.shape[-2:]
+        if estimate is None:
+            estimate = harmonic_fill(img, 1.0 - hl)
+        else:
+            up = F.interpolate(estimate, size=(h, w), mode="bilinear", align_corners=False)
+            estimate = torch.where(hl > 0.5, up, img)
+        # Each level is worked on mirror-padded, so border pixels get whole patches.
+        est = _pad(estimate, r)[0]
+        hole_b = _pad(hl, r)[0, 0] > 0.5
+        # Centres of all patches that overlap the hole, kept whole patches inside the padded
+        # level: a hole at the image border, mirrored into the pad, would otherwise put
+        # centres within r of the edge (the r of padding already lets every real pixel be one).
+        queries = _dilate(hole_b, r) & valid_centres(torch.ones_like(hole_b), patch_size)
+        source = ~hole_b
+        if allowed is not None:
+            source &= _pad(_pool_source(allowed, level + scale), r)[0, 0] > 0.5
+        if band is not None:
+            banded = source & _dilate(hole_b, max(band >> (level + scale), 2 * patch_size))
+            if bool(valid_centres(banded, patch_size).any()):
+                source = banded  # else the band is too thin to hold a patch: use the whole crop
+        # Patches that see more of the real image are trusted more in the vote.
+        trust = (box_count(~hole_b, patch_size).reshape(-1).to(est.dtype) / patch_size**2 + anchor_floor) ** anchor_power
+
+        source_ok = valid_centres(source, patch_size)
+        basis = None
+        if colours == 3:
+            basis = dct_basis(patch_size, extra_channels=est.shape[0] - 3, device=est.device, dtype=est.dtype)
+            if not dct_keeps_detail(est, source_ok, basis, patch_size):
+                basis = None  # noise-like texture: compare whole patches, search them all
+        if field is None:
+            est = onion_peel(est, hole_b, source, patch_size, None if basis is not None else 0)
+        else:
+            field = upsample_field(field, tuple(hole_b.shape), pad=r)
+            # The doubled field's matches were found a level up: trusting them
+            # equally spreads the copied texture evenly.
+            est = _settle(est, hole_b, _field_matches(field, queries, source_ok), patch_size, None, None)
+        # Source patches lie wholly in known pixels: describe them once per level.
+        sources = SourcePatches(est, source, patch_size, dims=24 if colours != 3 else None, basis=basis)
+        n_em = schedule[n]
+        for step in range(n_em):
+            if progress is not None:
+                progress((n + step / n_em) / (levels + 1), f"level {n + 1} of {levels}")
+            found = sources.search(est, queries, iterations=search_iterations, generator=generator, init=field)
+            if found.query.numel() == 0:
+                break  # no source patch fits anywhere: keep the smooth fill
+            matches = found
+            # Vote only with the 3x3 middle of each patch: a sharper estimate
+            # steers the next search to coherent copies instead of flat areas.
+            est = _settle(est, hole_b, matches, patch_size, trust, 1)
+            field = matches.field()
+        if field is None:
+            field = torch.full((*hole_b.shape, 2), -1, dtype=torch.long, device=work.device)
+        estimate = est[None, :, r : r + h, r : r + w]
+    return est, matches, levels
 
 
 def complete(
@@ -279,6 +555,7 @@ def complete(
     texture: float = 2.0,
     anchor_power: float = 4.0,
     anchor_floor: float = 0.02,
+    work_size: int = WORK_SIZE,
 ) -> Tensor:
     """Fill `hole` (1, 1, H, W; 1 = fill) in `image` (1, C, H, W); see the module docstring.
 
@@ -287,13 +564,14 @@ def complete(
     band: if given, source patches come only from known pixels within this
         many pixels (at full resolution) of the hole.
     source: (1, 1, H, W), if given patches are copied only from where it is
-        > 0.5, wholly inside it at every pyramid level (fewer levels where a
-        coarse one would hold no whole patch); SourceTooSmall when even full
-        resolution holds none.
+        > 0.5, wholly inside it at every level (a finer working image and
+        fewer levels where a coarse one would hold no whole patch);
+        SourceTooSmall when even full resolution holds none.
     min_size: the coarsest level's smaller side stays at least this.
     texture: weight of the texture features (0 = colours only; RGB only).
     anchor_power, anchor_floor: a match votes with weight
         (share of known pixels in its query patch + floor) ** power.
+    work_size: the working image's longer side stays at most this.
     """
     r = patch_size // 2
     hole = (hole > 0.5).to(image.dtype)
@@ -301,88 +579,29 @@ def complete(
         return image.clone()
     if min(image.shape[-2:]) < patch_size:  # not even one whole patch: fill smoothly
         return harmonic_fill(image, 1.0 - hole).clamp(0, 1)
-    levels = level_count(hole, patch_size, max(min_size, 3 * patch_size))
+    min_size = max(min_size, 3 * patch_size)
+    scale = working_scale(tuple(image.shape[-2:]), level_count(hole, patch_size, min_size, at_most=2), patch_size,
+                          work_size)
     allowed = None
     if source is not None:
         allowed = ((source > 0.5) & (hole < 0.5)).to(image.dtype)
-        has_patch = lambda level: bool(valid_centres(_pad(_pool_source(allowed, level), r)[0, 0] > 0.5, patch_size).any())  # noqa: E731
-        if not has_patch(0):
+        if not _holds_patch(allowed, 0, patch_size):
             raise SourceTooSmall(f"the sampling area holds no whole {patch_size}x{patch_size} patch of known pixels")
-        while levels > 1 and not has_patch(levels - 1):
-            levels -= 1
-    schedule = em_schedule(levels, iterations)
+        while scale > 0 and not _holds_patch(allowed, scale, patch_size):
+            scale -= 1
     colours = image.shape[1]
-    work = image
+    work, work_hole = _pool_level(image, hole, scale, any_hole=True)
     if texture > 0 and colours == 3:
-        work = torch.cat([image, texture * texture_features(image, hole, patch_size)], 1)
-
-    estimate = None  # (1, C, h, w) result of the level above, unpadded
-    field = None  # its match field, in that level's padded coordinates
-    for n, level in enumerate(range(levels - 1, -1, -1)):
-        if progress is not None:
-            progress(n / levels, f"level {n + 1} of {levels}")
-        # The full-resolution level only votes: the texture channels have done their job.
-        img, hl = _pool_level(work if level > 0 or schedule[n] else image, hole, level)
-        h, w = img.shape[-2:]
-        if estimate is None:
-            estimate = harmonic_fill(img, 1.0 - hl)
-        else:
-            up = F.interpolate(estimate[:, : img.shape[1]], size=(h, w), mode="bilinear", align_corners=False)
-            estimate = torch.where(hl > 0.5, up, img)
-        # Each level is worked on mirror-padded, so border pixels get whole patches.
-        est = _pad(estimate, r)[0]
-        hole_b = _pad(hl, r)[0, 0] > 0.5
-        # Centres of all patches that overlap the hole, kept whole patches inside the padded
-        # level: a hole at the image border, mirrored into the pad, would otherwise put
-        # centres within r of the edge (the r of padding already lets every real pixel be one).
-        queries = _dilate(hole_b, r) & valid_centres(torch.ones_like(hole_b), patch_size)
-        source = ~hole_b
-        anchors = None
-        if allowed is not None:
-            source &= _pad(_pool_source(allowed, level), r)[0, 0] > 0.5
-            anchors = source
-        if band is not None:
-            banded = source & _dilate(hole_b, max(band >> level, 2 * patch_size))
-            if bool(valid_centres(banded, patch_size).any()):
-                source = banded  # else the band is too thin to hold a patch: use the whole crop
-        # Patches that see more of the real image are trusted more in the vote.
-        trust = (box_count(~hole_b, patch_size).reshape(-1).to(est.dtype) / patch_size**2 + anchor_floor) ** anchor_power
-        last_level = level == 0
-
-        n_em = schedule[n]
-        source_ok = valid_centres(source, patch_size)
-        basis = None
-        if colours == 3:
-            basis = dct_basis(patch_size, extra_channels=est.shape[0] - 3, device=est.device, dtype=est.dtype)
-            if not dct_keeps_detail(est, source_ok, basis, patch_size):
-                basis = None  # noise-like texture: compare whole patches, search them all
-        if field is None:
-            est = onion_peel(est, hole_b, source, patch_size, None if basis is not None else 0)
-        else:
-            field = upsample_field(field, tuple(hole_b.shape), pad=r)
-            seed = _field_matches(field, queries, source_ok)
-            # The doubled field's matches were found a level up: trusting them
-            # equally spreads the copied texture evenly.
-            est = _settle(est, hole_b, seed, patch_size, None, last_level and n_em == 0, None, anchors)
-        if n_em:
-            # Source patches lie wholly in known pixels: describe them once per level.
-            sources = SourcePatches(est, source, patch_size, dims=24 if colours != 3 else None, basis=basis)
-        for step in range(n_em):
-            if progress is not None:
-                progress((n + step / n_em) / levels, f"level {n + 1} of {levels}")
-            matches = sources.search(est, queries, iterations=search_iterations, generator=generator, init=field)
-            if matches.query.numel() == 0:
-                break  # no source patch fits anywhere: keep the smooth fill
-            final = last_level and step == n_em - 1
-            # Between searches, vote only with the 3x3 middle of each patch: a
-            # sharper estimate steers the next search to coherent copies
-            # instead of flat areas; the final vote uses whole patches.
-            est = _settle(est, hole_b, matches, patch_size, trust, final, None if final else 1, anchors)
-            field = matches.field()
-        if field is None:
-            field = torch.full((*hole_b.shape, 2), -1, dtype=torch.long, device=image.device)
-        estimate = est[None, :, r : r + h, r : r + w]
-    return torch.where(hole > 0.5, estimate[:, :colours], image).clamp(0, 1)
+        work = torch.cat([work, texture * texture_features(image, hole, patch_size, 1 << scale)], 1)
+    est, matches, levels = _solve(work, work_hole, patch_size, iterations, search_iterations, band, generator,
+                                  progress, min_size, colours, anchor_power, anchor_floor, scale, allowed)
+    if progress is not None:
+        progress(levels / (levels + 1), "full resolution")
+    if matches is None:  # nothing to copy from anywhere: the smooth working estimate, scaled up
+        none = torch.zeros(0, dtype=torch.long, device=image.device)
+        matches = Matches(none, none, none.to(image.dtype), tuple(est.shape[-2:]), tuple(est.shape[-2:]))
+    cost = low_frequency_distance(est[:colours], matches, patch_size)
+    return finish(image, hole, matches, cost, 1 << scale, r, est[:colours], patch_size, allowed=allowed)
 
 
 class PatchMatchEngine(Engine):

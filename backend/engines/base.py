@@ -136,11 +136,16 @@ def parse_params(params: dict[str, Param], given: dict[str, Any] | None, owner: 
 
 @dataclass
 class InpaintOptions:
-    """What one engine call gets besides pixels: a seed and its validated parameters."""
+    """What one engine call gets besides pixels: a seed and its validated parameters.
+
+    choices: an engine that picks a method per connected region of the hole
+    appends one id per region here, so the response can say what ran where.
+    """
 
     seed: int = 0
     params: dict[str, Any] = field(default_factory=dict)
     source: torch.Tensor | None = None  # (1, 1, H, W), 1 where patches may be copied from; None = anywhere known
+    choices: list[str] = field(default_factory=list)
 
     def generator(self, device: torch.device | str) -> torch.Generator:
         return torch.Generator(device=device).manual_seed(self.seed)

@@ -169,10 +169,12 @@ def match_tone(fill: np.ndarray, orig: np.ndarray, hole: np.ndarray) -> np.ndarr
     The shift is capped: a larger mismatch means the engine did not try to
     reproduce the ring at all, and then the ring says nothing about its tone.
     """
-    band = masks.ring(hole, 3)
+    x, y, w, h = masks.bounding_box(hole)  # the ring lies in the hole's box grown by its width
+    box = slice(max(0, y - 3), y + h + 3), slice(max(0, x - 3), x + w + 3)
+    band = masks.ring(hole[box], 3)
     if not band.any():
         return fill
-    offset = (orig[band] - fill[band]).mean(axis=0)
+    offset = (orig[box][band] - fill[box][band]).mean(axis=0)
     return fill + np.clip(offset, -MAX_TONE_SHIFT, MAX_TONE_SHIFT)
 
 
@@ -202,10 +204,10 @@ def fill_region(engine: Engine, req: FillRequest, progress: Progress | None = No
     m = max(0, req.grow) + 2 * req.feather + 2
     wx0, wy0, wx1, wy1 = max(0, x - m), max(0, y - m), min(width, x + w + m), min(height, y + h + m)
     alpha = np.zeros((height, width), np.float32)
-    alpha[wy0:wy1, wx0:wx1] = masks.feather(masks.grow(mask[wy0:wy1, wx0:wx1], req.grow), req.feather)
     # Snap alpha to the output's levels, so "alpha 0" means untouched in both outputs alike.
     top = np.iinfo(image.dtype).max
-    alpha = np.round(np.clip(alpha, 0, 1) * top) / top
+    window = masks.feather(masks.grow(mask[wy0:wy1, wx0:wx1], req.grow), req.feather)
+    alpha[wy0:wy1, wx0:wx1] = np.round(np.clip(window, 0, 1) * top) / top
     # Outside the window alpha is 0: the whole-image work below looks at the window only.
     window_hole = alpha[wy0:wy1, wx0:wx1] > 0
     if window_hole.shape == (height, width) and window_hole.all():
@@ -223,6 +225,7 @@ def fill_region(engine: Engine, req: FillRequest, progress: Progress | None = No
 
     boxes = group_boxes(window_hole, req.context, (width, height), offset=(wx0, wy0))
     engine_s = 0.0
+    choices: list[str] = []
     for i, box in enumerate(boxes):
         plan = plan_crop(box, engine, (width, height))
         x0, y0, x1, y1 = plan.box
@@ -241,6 +244,7 @@ def fill_region(engine: Engine, req: FillRequest, progress: Progress | None = No
         except SourceTooSmall as e:
             raise MaskError("source_too_small", f"{e}: widen the sampling area, or raise 'context' to reach it") from None
         engine_s += time.perf_counter() - t0
+        choices += options.choices
         if req.blend is Blend.POISSON:
             fill = _poisson(fill, orig, sub_hole)
         elif not engine.blends_itself:  # e.g. a plain paste asked of the engine stays a plain paste
@@ -248,10 +252,9 @@ def fill_region(engine: Engine, req: FillRequest, progress: Progress | None = No
 
         a = alpha[y0:y1, x0:x1]
         sel = a > 0
-        fill_q = quantize(fill, image.dtype)
         if req.output is Output.LAYER:
             dst = out[y0:y1, x0:x1]
-            dst[sel, :3] = fill_q[sel]
+            dst[sel, :3] = quantize(fill[sel], image.dtype)
             dst[sel, 3] = quantize(a[sel], image.dtype)
         else:
             a3 = a[sel][:, None]
@@ -263,7 +266,7 @@ def fill_region(engine: Engine, req: FillRequest, progress: Progress | None = No
                 dst[sel, 3] = quantize(src_alpha * (1 - a[sel]) + a[sel], image.dtype)
     progress(1.0, "done")
     bx, by, bw, bh = masks.bounding_box(window_hole)
-    return FillResult(out, (bx + wx0, by + wy0, bw, bh), req.seed, engine.id, engine_s * 1000)
+    return FillResult(out, (bx + wx0, by + wy0, bw, bh), req.seed, engine.id, engine_s * 1000, choices=choices)
 
 
 def _poisson(fill: np.ndarray, orig: np.ndarray, hole: np.ndarray) -> np.ndarray:
