@@ -1,6 +1,7 @@
 """The patchmatch engine and its nearest-patch search (backend.classical.nnf)."""
 import threading
 
+import numpy as np
 import pytest
 import torch
 
@@ -355,3 +356,22 @@ def test_sampling_area_without_a_whole_patch_is_refused():
     source[..., 5:10, 60:66] = 1.0  # 5 rows: no 7x7 patch fits
     with pytest.raises(SourceTooSmall, match="7x7"):
         complete(image * (1 - hole), hole, source=source)
+
+
+def test_fill_keeps_to_the_colours_of_the_picture():
+    # A gradient with a sharp two-tone checker in blue, framed by transparency to fill (a canvas extension):
+    # the copied checker over a smooth base must not overshoot either tone.
+    from backend.engines.region import fill_region
+    from backend.request import FillRequest, Output
+
+    w, h, f = 128, 96, 12
+    y, x = np.mgrid[: h - 2 * f, : w - 2 * f]
+    picture = np.stack([x / w, y / h, 0.35 + 0.3 * ((x // 4 + y // 4) % 2), np.ones_like(x, float)], -1)
+    image = np.zeros((h, w, 4), np.uint8)
+    image[f:-f, f:-f] = (picture * 255 + 0.5).astype(np.uint8)
+    clear = image[..., 3] == 0
+    result = fill_region(PatchMatchEngine(), FillRequest(image, np.zeros((h, w), np.float32), output=Output.LAYER,
+                                                         seed=1, fill_transparent=True))
+    blue, known = result.pixels[clear, 2].astype(int), image[~clear, 2].astype(int)
+    # (Red and green are gradients: continuing them a little past the picture's edge is right.)
+    assert known.min() - 1 <= blue.min() and blue.max() <= known.max() + 1

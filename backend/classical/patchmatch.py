@@ -459,8 +459,14 @@ def _low_from_estimate(image: Tensor, hole2: Tensor, values: Tensor, py: Tensor,
     low = lambda t: F.interpolate(F.avg_pool2d(t[None], s, ceil_mode=True), size=(bh, bw), mode="bilinear",
                                   align_corners=False)[0]
     delta = low(est_box) - low(box)
+    swapped = values[:, fill] + delta[:, fy[fill], fx[fill]]
+    # The swap must not take a colour past the range of the known pixels around (a smooth field added
+    # to a sharp copy can overshoot at its extremes); a copy already outside that range keeps its own value.
+    known = box[:, ~hole_box]
+    lo, hi = known.amin(1, keepdim=True), known.amax(1, keepdim=True)
+    copies = values[:, fill]
     out = values.clone()
-    out[:, fill] = values[:, fill] + delta[:, fy[fill], fx[fill]]
+    out[:, fill] = torch.maximum(torch.minimum(swapped, torch.maximum(hi, copies)), torch.minimum(lo, copies))
     return out
 
 
