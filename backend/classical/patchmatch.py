@@ -463,10 +463,12 @@ def _low_from_estimate(image: Tensor, hole2: Tensor, values: Tensor, py: Tensor,
     # The swap must not take a colour past the range of the known pixels around (a smooth field added
     # to a sharp copy can overshoot at its extremes); a copy already outside that range keeps its own value.
     known = box[:, ~hole_box]
-    lo, hi = known.amin(1, keepdim=True), known.amax(1, keepdim=True)
-    copies = values[:, fill]
+    if known.shape[1]:  # (none: the whole crop is hole, nothing to keep to)
+        lo, hi = known.amin(1, keepdim=True), known.amax(1, keepdim=True)
+        copies = values[:, fill]
+        swapped = torch.maximum(torch.minimum(swapped, torch.maximum(hi, copies)), torch.minimum(lo, copies))
     out = values.clone()
-    out[:, fill] = torch.maximum(torch.minimum(swapped, torch.maximum(hi, copies)), torch.minimum(lo, copies))
+    out[:, fill] = swapped
     return out
 
 
