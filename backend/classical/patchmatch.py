@@ -408,13 +408,11 @@ def finish(image: Tensor, hole: Tensor, matches: Matches, cost: Tensor, factor: 
             best = torch.where(better, score, best)
             pick = torch.where(better, src, pick)
     values = image[0].reshape(c, H * W)[:, pick.clamp(min=0)]
+    est_box = _estimate_on_box(estimate, rows, cols, factor, pad).to(values.dtype)
     missing = pick < 0
     if bool(missing.any()):  # e.g. no source patch fits anywhere: the working estimate, smoothly scaled up
-        grid = torch.stack([((px[missing] + 0.5) / factor + pad) / estimate.shape[2],
-                            ((py[missing] + 0.5) / factor + pad) / estimate.shape[1]], -1) * 2 - 1
-        up = F.grid_sample(estimate[None], grid.to(estimate.dtype)[None, None], mode="bilinear", align_corners=False)
-        values[:, missing] = up[0, :, 0].to(values.dtype)
-    values = _low_from_estimate(image, hole2, values, py, px, rows, cols, estimate, factor, pad)
+        values[:, missing] = est_box[:, py[missing] - rows.start, px[missing] - cols.start]
+    values = _low_from_estimate(image, hole2, values, py, px, rows, cols, est_box, factor)
     # Gradient-domain touch-up on the hole's box. The correction is smooth: at a large
     # factor it is solved on the box pooled by factor / 2 and scaled back up.
     known = ~hole2[py, px]
@@ -434,26 +432,32 @@ def finish(image: Tensor, hole: Tensor, matches: Matches, cost: Tensor, factor: 
     return out
 
 
+def _estimate_on_box(estimate: Tensor, rows: slice, cols: slice, factor: int, pad: int) -> Tensor:
+    """(C, h, w) the padded working estimate (C, he, we), bilinearly scaled up onto the full-resolution box."""
+    def axis(span: slice, n: int) -> Tensor:
+        at = torch.arange(span.start, span.stop, dtype=estimate.dtype, device=estimate.device)
+        return ((at + 0.5) / factor + pad) / n * 2 - 1  # grid_sample's coordinates, align_corners=False
+
+    grid = torch.stack(torch.meshgrid(axis(cols, estimate.shape[2]), axis(rows, estimate.shape[1]), indexing="xy"), -1)
+    return F.grid_sample(estimate[None], grid[None], mode="bilinear", align_corners=False)[0]
+
+
 def _low_from_estimate(image: Tensor, hole2: Tensor, values: Tensor, py: Tensor, px: Tensor, rows: slice, cols: slice,
-                       estimate: Tensor, factor: int, pad: int) -> Tensor:
+                       est_box: Tensor, factor: int) -> Tensor:
     """The copies (C, N) at (py, px) with their lowest frequencies taken from the working estimate instead.
 
     The working estimate is a vote of many patches: at low frequencies it is
     closer to the truth, on average, than any single copy, while the copy
     carries the real texture. Only frequencies below LOW_BAND times the
     working scale (at least 2 px) are swapped, so the texture stays whole.
+    est_box: the working estimate on the box (_estimate_on_box).
     """
-    c = image.shape[1]
     box = image[0][:, rows, cols].clone()
     hole_box = hole2[rows, cols]
     fy, fx = py - rows.start, px - cols.start
     fill = hole_box[fy, fx]
     box[:, fy[fill], fx[fill]] = values[:, fill]
     bh, bw = box.shape[-2:]
-    ys = ((torch.arange(rows.start, rows.stop, dtype=image.dtype) + 0.5) / factor + pad) / estimate.shape[1] * 2 - 1
-    xs = ((torch.arange(cols.start, cols.stop, dtype=image.dtype) + 0.5) / factor + pad) / estimate.shape[2] * 2 - 1
-    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1)[None].to(estimate.dtype)
-    est_box = F.grid_sample(estimate[None], grid, mode="bilinear", align_corners=False)[0]
     est_box = torch.where(hole_box, est_box, box)
     s = LOW_BAND * max(2, factor)
     low = lambda t: F.interpolate(F.avg_pool2d(t[None], s, ceil_mode=True), size=(bh, bw), mode="bilinear",
