@@ -10,7 +10,7 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
-PLUGINS = {"krita_plugin": ("docs",), "gimp_plugin": ("ci",)}  # folder -> what the installers never copy
+PLUGINS = {"krita_plugin": ("docs", "ci"), "gimp_plugin": ("docs", "ci")}  # folder -> what the installers never copy
 
 
 class BuildWithPlugins(build_py):
