@@ -6,9 +6,9 @@ import io
 import numpy as np
 import pytest
 from conftest import photo_like
-from PIL import Image, ImageOps
+from PIL import Image, ImageFile, ImageOps
 
-from backend.images import ImageError, decode_image, decode_mask, orient
+from backend.images import ImageError, decode_image, decode_mask, orient, probe
 
 
 def encoded(arr: np.ndarray, fmt: str, orientation: int = 1, mode: str | None = None, **save) -> bytes:
@@ -60,3 +60,14 @@ def test_colour_spaces_opencv_reads_are_kept(mode):
     data = encoded(stored, "TIFF" if mode == "YCbCr" else "PNG", mode=mode)
     want = np.asarray(Image.open(io.BytesIO(data)).convert("RGB")).astype(int)
     assert np.abs(decode_image(data, 10**6).astype(int) - want).max() <= 2
+
+
+def test_reading_a_png_header_does_not_decode_its_pixels(monkeypatch):
+    """The size and EXIF checks run before decoding; on a camera-size PNG a hidden full decode cost a second."""
+    buf = io.BytesIO()
+    Image.fromarray(photo_like(20, 30)).save(buf, "PNG")  # no eXIf chunk: Pillow would look for one past IDAT
+    loads = []
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: loads.append(self) or None)
+    assert probe(buf.getvalue(), "image", 10**6) == (30, 20, 1)
+    assert probe(encoded(photo_like(20, 30), "PNG", 6), "image", 10**6) == (30, 20, 6)
+    assert not loads
