@@ -108,6 +108,44 @@ def test_loss_falls_when_overfitting_a_tiny_fixed_batch():
     assert_falls(history, ("l2", "neural"), 0.5)  # g is mostly the 200 x GAN terms, which need not fall
 
 
+def test_the_warmup_recipe_ramps_the_gan_terms_in_and_keeps_the_rest_of_the_paper():
+    paper = NFGAN(NFGAN.resolve_config("paper", {}), torch.device("cpu"))
+    warm = NFGAN(NFGAN.resolve_config("warmup", {}), torch.device("cpu"))
+    full = {"l2": 1.0, "global": 200.0, "local": 200.0, "feature": 0.05}
+    assert paper.loss_weights(0) == full
+    warmup = warm.config["gan_warmup"]
+    assert warm.loss_weights(0) == {**full, "global": 0.0, "local": 0.0}
+    assert warm.loss_weights(warmup // 2) == pytest.approx({**full, "global": 100.0, "local": 100.0})
+    assert warm.loss_weights(warmup) == warm.loss_weights(10 * warmup) == full
+    same = ("size", "mask_kinds", "mask_ratio", "batch", "lr", "betas", "w_l2", "w_global", "w_local", "w_feature")
+    assert {k: warm.config[k] for k in same} == {k: paper.config[k] for k in same}
+
+
+def test_with_the_gan_terms_ramped_out_the_generator_steps_on_reconstruction_alone():
+    """At step 0 of the warm-up a step moves G exactly as the L2 and feature terms alone would."""
+    hole = torch.zeros(4, 1, 24, 24)
+    hole[..., 8:16, 8:16] = 1
+    image = photo_batch(4, 24)
+    moved = []
+    for recipe in ("warmup", "paper"):
+        torch.manual_seed(0)
+        method = NFGAN(NFGAN.resolve_config(recipe, {"batch": 4, "ema": 0.0}), torch.device("cpu"))
+        G = method.nets["generator"]
+        out = G(image, hole)
+        fake = out * hole + image * (1 - hole)
+        terms = method.generator_terms(image, out, fake, local_windows(hole, 8))
+        loss = sum(w * terms[k] for k, w in method.loss_weights(0).items())
+        moved.append(torch.autograd.grad(loss, G.to_rgb.weight)[0])
+    torch.manual_seed(0)
+    method = NFGAN(NFGAN.resolve_config("paper", {"batch": 4}), torch.device("cpu"))
+    G, cfg = method.nets["generator"], method.config
+    out = G(image, hole)
+    terms = method.generator_terms(image, out, out * hole + image * (1 - hole), local_windows(hole, 8))
+    recon = torch.autograd.grad(cfg["w_l2"] * terms["l2"] + cfg["w_feature"] * terms["feature"], G.to_rgb.weight)[0]
+    assert torch.allclose(moved[0], recon, rtol=1e-4, atol=1e-7)
+    assert not torch.allclose(moved[1], recon, rtol=1e-4, atol=1e-7)  # the paper's weights: the GAN terms pull too
+
+
 class FixedProbe(Engine):
     """Records what the region pipeline hands a fixed-size engine."""
 

@@ -107,11 +107,21 @@ class NeuralFeaturesGAN(Method):
 
         with ctx.autocast():
             terms = self.generator_terms(image, out, fake, corners)
-            g_loss = sum(cfg[f"w_{k}"] * v for k, v in terms.items())
+            weights = self.loss_weights(step)
+            g_loss = sum(weights[k] * v for k, v in terms.items())
         ctx.step("generator", g_loss)
         return {"g": g_loss.item(), "l2": terms["l2"].item(), "adv_global": terms["global"].item(),
                 "adv_local": terms["local"].item(), "neural": terms["feature"].item(),
                 "d_global": d_global.item(), "d_local": d_local.item()}
+
+    def loss_weights(self, step: int) -> dict[str, float]:
+        """The generator's term weights at a step: the recipe's, with the GAN terms ramped in linearly over
+        `gan_warmup` steps (0: from the start, as the paper). The ramp lets the reconstruction settle before
+        the discriminators, which on a few dozen photos soon outplay a young generator, pull it around."""
+        ramp = min(1.0, step / warmup) if (warmup := int(self.config.get("gan_warmup", 0))) > 0 else 1.0
+        cfg = self.config
+        return {"l2": cfg["w_l2"], "global": ramp * cfg["w_global"], "local": ramp * cfg["w_local"],
+                "feature": cfg["w_feature"]}
 
     def generator_terms(self, image: torch.Tensor, out: torch.Tensor, fake: torch.Tensor,
                         corners: list[tuple[int, int]]) -> dict[str, torch.Tensor]:
