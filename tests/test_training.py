@@ -249,6 +249,25 @@ def test_ema_resumes_exactly_and_is_what_the_export_serves(photos, tmp_path):
     assert any(not torch.equal(v, b[k]) for k, v in exported.items())  # the shadow, not the trained weights
 
 
+def test_ema_forgets_the_random_start_within_a_few_dozen_steps():
+    from backend.training.trainer import EMA
+    net = torch.nn.Linear(4, 4)
+    with torch.no_grad():
+        net.weight.zero_()
+    ema = EMA({"generator": net}, ("generator",), 0.99)
+    with torch.no_grad():
+        net.weight.fill_(1.0)  # trained weights, far from the start
+    for step in range(50):
+        ema.update({"generator": net}, step)
+    assert float(ema.shadows["generator"].weight.min()) > 0.8  # a fixed 0.99 would still be at 0.4
+    for step in range(50, 5000):  # later on the decay is the one set
+        ema.update({"generator": net}, step)
+    with torch.no_grad():
+        net.weight.fill_(2.0)
+    ema.update({"generator": net}, 5000)
+    assert float(ema.shadows["generator"].weight.mean()) == pytest.approx(1.01, abs=1e-5)
+
+
 def test_ema_loads_the_older_single_generator_shadow_and_starts_missing_ones_from_the_weights():
     from backend.training.trainer import EMA
 

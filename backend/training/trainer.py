@@ -111,12 +111,17 @@ class EMA:
         self.shadows = {k: copy.deepcopy(unwrap(nets[k])).eval().requires_grad_(False) for k in names}
 
     @torch.no_grad()
-    def update(self, nets: dict[str, torch.nn.Module]) -> None:
+    def update(self, nets: dict[str, torch.nn.Module], step: int) -> None:
+        """Average in the weights after `step` updates. The decay ramps up as (1 + step) / (10 + step) to its
+        setting, so the first weights (random) fade out within a few dozen steps instead of thousands: with a
+        fixed 0.995, 8 % of a BatchNorm generator was still its random start at step 500 and validated 5.7 dB
+        under the trained weights. A function of the step alone, so a resumed run averages exactly alike."""
+        decay = min(self.decay, (1 + step) / (10 + step))
         for name, shadow in self.shadows.items():
             src = unwrap(nets[name]).state_dict()
             for k, v in shadow.state_dict().items():
                 if v.is_floating_point():
-                    v.lerp_(src[k], 1 - self.decay)
+                    v.lerp_(src[k], 1 - decay)
                 else:
                     v.copy_(src[k])
 
@@ -471,7 +476,7 @@ class Trainer:
                 for s in schedulers.values():
                     s.step()
                 if ema is not None:
-                    ema.update(method.nets)
+                    ema.update(method.nets, step)
                 step += 1
                 now = time.perf_counter()
                 images_per_s = 0.9 * images_per_s + 0.1 * (batch * d.world / max(now - last, 1e-9)) if step > 1 else 0.0
