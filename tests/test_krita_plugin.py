@@ -608,6 +608,15 @@ def test_model_list_sorting_and_labels():
     assert models.pick([], "a", "") == ""
 
 
+def test_model_picker_lists_narrow_checkpoints_after_the_general_ones():
+    _, choices = models.parse_models({"default": "auto", "models": [
+        {"id": "aaa-nfgan", "kind": "learned", "status": "ready", "general": False},
+        {"id": "auto", "kind": "classical", "status": "ready"},
+        {"id": "patchmatch", "kind": "classical", "status": "ready"},
+        {"id": "zzz-isnet", "kind": "learned", "status": "ready"}]})
+    assert [c.id for c in choices] == ["auto", "zzz-isnet", "patchmatch", "aaa-nfgan"]
+
+
 def test_model_picker_shows_a_checkpoints_summary_beside_its_name():
     line = "+0.8 dB vs Telea (5 buckets, 512 px) · 56 photos · 3,144 steps · 6.2 h"
     _, choices = models.parse_models({"default": "auto", "models": [

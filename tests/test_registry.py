@@ -208,3 +208,26 @@ def test_card_with_a_mistyped_good_for_is_broken(client):
     (folder / "odd.json").write_text(json.dumps(card))
     entry = next(m for m in c.get("/api/v1/models").json["models"] if m["id"] == "odd")
     assert entry["status"] == "broken" and "'good_for' must be a string" in entry["reason"]
+
+
+def test_narrow_methods_are_listed_after_the_general_engines(client):
+    """Fixed-size and one-setting methods (NF-GAN, Yeh et al., IMT) come after every general engine, whatever their names."""
+    from backend.methods import register
+
+    @register
+    class NarrowTiny(tiny_method.TinyMethod):
+        id = "tiny-narrow"
+        general = False
+
+    c, folder = client
+    write_checkpoint(folder, "zzz-general", [0.5, 0.5, 0.5])
+    write_checkpoint(folder, "aaa-narrow", [0.5, 0.5, 0.5])
+    card = json.loads((folder / "aaa-narrow.json").read_text())
+    (folder / "aaa-narrow.json").write_text(json.dumps({**card, "method": "tiny-narrow"}))
+    listed = c.get("/api/v1/models").json["models"]
+    ids = [m["id"] for m in listed]
+    assert ids[-2:] == ["zzz-general", "aaa-narrow"] and all(m["kind"] == "classical" for m in listed[:-2])
+    assert {m["id"]: m["general"] for m in listed[-2:]} == {"zzz-general": True, "aaa-narrow": False}
+    assert fill(c, "aaa-narrow").status_code == 200  # listed last, still served
+    from backend.methods import get_method
+    assert [get_method(m).general for m in ("isnet", "cisi", "nfgan", "semantic", "imt")] == [True, True, False, False, False]

@@ -50,7 +50,8 @@ def health():
 def models():
     registry = current_app.extensions["inpaint"].registry
     entries = [entry.as_dict() for entry in registry.listings()]
-    entries.sort(key=lambda e: (e["status"] != "ready", e["kind"] != "classical"))
+    # Ready first; the general engines before the narrow ones (fixed small sizes, one kind of hole); classical first.
+    entries.sort(key=lambda e: (e["status"] != "ready", not e["general"], e["kind"] != "classical"))
     if not is_loopback(request.remote_addr or ""):  # the user's own machine may see where its training data lives
         entries = without_paths(entries)
     return jsonify(default=registry.default, models=entries)

@@ -62,6 +62,7 @@ class Listing:
     size: dict[str, Any]
     params: dict[str, Any]
     extra: dict[str, Any]
+    general: bool = True  # fills any selection at any size; False: narrower, listed after the general ones
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -79,8 +80,14 @@ def _checkpoint_listing(name: str, meta: dict[str, Any] | None, reason: str) -> 
 
         size, params = size_rules(meta).as_dict(), listed_params(meta)
     method = str(meta.get("method", "unknown"))
+    from backend.methods import get_method
+
+    try:
+        general = get_method(method).general
+    except (KeyError, ImportError):
+        general = True
     return Listing(name, method, "learned", "broken" if reason else "ready", reason,
-                   meta.get("description") or f"{method} checkpoint", size, params, extra)
+                   meta.get("description") or f"{method} checkpoint", size, params, extra, general)
 
 
 def _engine_listing(engine: Engine) -> Listing:

@@ -166,6 +166,7 @@ class Method(ABC):
     ema_networks: tuple[str, ...] = ("generator",)
     multiple: int = 8  # serving pads crops to a multiple of this
     fixed_size: bool = False  # True: the networks take exactly the trained size (serving scales every crop to it)
+    general: bool = True  # False: good for one setting only (a small fixed size, one large hole); pickers list it last
     params: dict[str, Param] = {}  # serving options (e.g. a search's iterations), validated and listed by the API
     needs_gradients: bool = False  # inference optimises something (e.g. a latent code): serve with autograd on
     blends_itself: bool = False  # serving joins the fill to the photo itself (an option such as blend=paste|poisson)

@@ -14,6 +14,7 @@ class ModelChoice:
     description: str
     minimum: int  # the engine's smallest input side, in px
     summary: str = ""  # a checkpoint's card in one line: against Telea, trained on what, for how long
+    general: bool = True  # False: good for one setting only (e.g. small selections): listed after the general ones
 
     @property
     def ready(self) -> bool:
@@ -34,7 +35,8 @@ class ModelChoice:
 
 
 def parse_models(payload: dict[str, Any]) -> tuple[str, list[ModelChoice]]:
-    """(default id, choices): ready first with the default at the top, then by kind and id."""
+    """(default id, choices): ready first with the default at the top, then the general engines before the
+    narrow ones, then by kind and id."""
     default = str(payload.get("default") or "")
     choices = []
     for entry in payload.get("models") or []:
@@ -44,8 +46,9 @@ def parse_models(payload: dict[str, Any]) -> tuple[str, list[ModelChoice]]:
         choices.append(ModelChoice(
             id=str(entry["id"]), kind=str(entry.get("kind", "")), status=str(entry.get("status", "broken")),
             reason=str(entry.get("reason") or ""), description=str(entry.get("description") or ""),
-            minimum=int(size.get("minimum") or 1), summary=str(entry.get("summary") or "")))
-    choices.sort(key=lambda c: (not c.ready, c.id != default, c.kind != "learned", c.id))
+            minimum=int(size.get("minimum") or 1), summary=str(entry.get("summary") or ""),
+            general=entry.get("general") is not False))
+    choices.sort(key=lambda c: (not c.ready, c.id != default, not c.general, c.kind != "learned", c.id))
     return default, choices
 
 

@@ -56,6 +56,7 @@ class InferMatchTranslate(Method):
     inference_networks = ("features", "g1", "g2")  # the checkpoint carries its VGG: serving needs no other file
     ema_networks = ("g1", "g2")  # the fixed VGG needs no average
     multiple = 8  # Image2Feature's three stride-2 convolutions
+    general = False  # the paper's case is one large hole in a high-resolution photo
     params = {
         "iterations": Param(int, 1, "Feature2Image passes per scale: more sharpens texture but piles up "
                                     "artifacts at the boundary (the paper's finding)", 1, 8),

@@ -60,6 +60,7 @@ class NeuralFeaturesGAN(Method):
     inference_networks = ("generator",)
     multiple = 1
     fixed_size = True  # the fully connected bottleneck ties the generator to its trained size
+    general = False
 
     def build_networks(self):
         size = int(self.config["size"])

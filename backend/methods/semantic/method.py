@@ -31,6 +31,7 @@ class SemanticInpainting(Method):
     inference_networks = ("generator", "discriminator")  # the search needs D for its prior loss
     multiple = 1
     fixed_size = True  # a DCGAN draws exactly 64x64 images
+    general = False
     needs_gradients = True  # the latent search backpropagates through G and D
     blends_itself = True  # Poisson blending or a plain paste, by the `blend` option (the paper's Fig. 5 compares them)
     params = {
