@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import cv2
@@ -247,6 +248,15 @@ def test_ema_resumes_exactly_and_is_what_the_export_serves(photos, tmp_path):
     exported = load_file(str(tmp_path / "split.safetensors"))
     assert all(torch.equal(v, b[f"ema.{k}"]) for k, v in exported.items())
     assert any(not torch.equal(v, b[k]) for k, v in exported.items())  # the shadow, not the trained weights
+
+
+def test_ema_of_a_batchnorm_network_warns():
+    from backend.training.trainer import EMA
+    with pytest.warns(UserWarning, match="BatchNorm"):
+        EMA({"generator": torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))}, ("generator",), 0.99)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        EMA({"generator": torch.nn.Conv2d(3, 4, 3)}, ("generator",), 0.99)
 
 
 def test_ema_forgets_the_random_start_within_a_few_dozen_steps():

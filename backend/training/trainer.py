@@ -13,6 +13,7 @@ import os
 import signal
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,12 @@ class EMA:
     def __init__(self, nets: dict[str, torch.nn.Module], names: tuple[str, ...], decay: float):
         self.decay = decay
         self.shadows = {k: copy.deepcopy(unwrap(nets[k])).eval().requires_grad_(False) for k in names}
+        normed = [k for k, net in self.shadows.items() if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+                                                              for m in net.modules())]
+        if normed:  # measured on NF-GAN's generator: the average validated 5 dB under the weights it averaged
+            warnings.warn(f"EMA of {', '.join(normed)}, which use(s) BatchNorm: averaged weights do not fit averaged "
+                          "BatchNorm statistics, so validation and the export may be far worse than the weights; "
+                          "train without --set ema for such networks", stacklevel=2)
 
     @torch.no_grad()
     def update(self, nets: dict[str, torch.nn.Module], step: int) -> None:
