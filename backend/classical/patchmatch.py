@@ -66,7 +66,7 @@ Tensor = torch.Tensor
 # The onion peel searches exactly among about this many source patches (then refines).
 PEEL_SOURCES = 4096
 # The working image's longer side is at most this (a power-of-two fraction of the crop).
-WORK_SIZE = 256
+WORK_SIZE = 384
 # At full resolution a pixel copies from the best of the patches centred within this distance.
 FINISH_REACH = 1
 # The finish takes from the working estimate the frequencies below this many times the working scale.
