@@ -15,7 +15,7 @@ from backend.classical.nnf import (
     upsample_field,
     valid_centres,
 )
-from backend.classical.patchmatch import WORK_SIZE, PatchMatchEngine, complete
+from backend.classical.patchmatch import WORK_SIZE, PatchMatchEngine, _block_means_from_estimate, complete
 from backend.engines.base import Cancelled, InpaintOptions, OptionError, Progress
 from backend.engines.sampling import SourceTooSmall
 from backend.training.metrics import texture_sharpness
@@ -190,6 +190,27 @@ def test_huge_crop_is_solved_at_its_working_size_and_finished_at_full_size(monke
     assert searched and all(max(s) <= WORK_SIZE + 6 for s in searched)  # patch radius 3 of padding
     assert hole_error(out, image, hole) < 0.02  # full-size texture, continued exactly
     assert 0.95 < float(texture_sharpness(out, image, hole)) < 1.05
+
+
+def test_blocks_copied_at_a_large_working_scale_take_the_estimates_brightness_and_keep_their_texture():
+    """At camera size each 8x8 block is one copy, and neighbouring copies differ in brightness (a mosaic at
+    100 %): every block's mean must follow the smooth estimate, the texture inside it stay as copied."""
+    f, h, w = 8, 40, 48
+    hole2 = torch.zeros(h, w, dtype=torch.bool)
+    hole2[8:32, 8:40] = True
+    py, px = torch.nonzero(hole2, as_tuple=True)
+    g = torch.Generator().manual_seed(0)
+    texture = 0.05 * torch.randn(3, py.numel(), generator=g)
+    offsets = torch.rand(3, h // f, w // f, generator=g)  # each block copied from a place of its own brightness
+    values = 0.4 + texture + offsets[:, py // f, px // f]
+    estimate = torch.linspace(0.3, 0.6, w).expand(3, h, w).contiguous()  # smooth, as the working estimate is
+    out = _block_means_from_estimate(values, hole2, py, px, slice(0, h), slice(0, w), estimate, f)
+    cell = (py // f) * (w // f) + px // f
+    for c in torch.unique(cell):
+        at = cell == c
+        assert torch.allclose(out[:, at].mean(1), estimate[:, py[at], px[at]].mean(1), atol=1e-5)
+        assert torch.allclose(out[:, at] - out[:, at].mean(1, keepdim=True),
+                              values[:, at] - values[:, at].mean(1, keepdim=True), atol=1e-5)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

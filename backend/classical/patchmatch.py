@@ -71,6 +71,8 @@ WORK_SIZE = 384
 FINISH_REACH = 1
 # The finish takes from the working estimate the frequencies below this many times the working scale.
 LOW_BAND = 2
+# From this working scale up, each block the finish copies gets the working estimate's mean.
+BLOCK_MEANS_FROM = 4
 # Votes (patch pixels) handled at once.
 _VOTE_CHUNK = 2**21
 
@@ -413,6 +415,8 @@ def finish(image: Tensor, hole: Tensor, matches: Matches, cost: Tensor, factor: 
     if bool(missing.any()):  # e.g. no source patch fits anywhere: the working estimate, smoothly scaled up
         values[:, missing] = est_box[:, py[missing] - rows.start, px[missing] - cols.start]
     values = _low_from_estimate(image, hole2, values, py, px, rows, cols, est_box, factor)
+    if factor >= BLOCK_MEANS_FROM:
+        values = _block_means_from_estimate(values, hole2, py, px, rows, cols, est_box, factor)
     # Gradient-domain touch-up on the hole's box. The correction is smooth: at a large
     # factor it is solved on the box pooled by factor / 2 and scaled back up.
     known = ~hole2[py, px]
@@ -429,6 +433,28 @@ def finish(image: Tensor, hole: Tensor, matches: Matches, cost: Tensor, factor: 
     fy, fx = py[fill] - rows.start, px[fill] - cols.start
     out = image.clone()
     out[0][:, py[fill], px[fill]] = (values[:, fill] + correction[0][:, fy, fx]).clamp(0, 1)
+    return out
+
+
+def _block_means_from_estimate(values: Tensor, hole2: Tensor, py: Tensor, px: Tensor, rows: slice, cols: slice,
+                               est_box: Tensor, factor: int) -> Tensor:
+    """Each factor x factor block of copies shifted to the working estimate's mean over that block.
+
+    At a large factor every block is one copy from wherever its working pixel's match points, and
+    neighbouring copies differ in brightness: a mosaic at 100 %. Their means then follow the smooth
+    estimate; what varies inside a block, the copied texture, stays as it was."""
+    fill = hole2[py, px]
+    fy, fx = py[fill], px[fill]
+    nx = -(-hole2.shape[1] // factor)
+    cell = torch.div(fy, factor, rounding_mode="floor") * nx + torch.div(fx, factor, rounding_mode="floor")
+    cells, inverse = torch.unique(cell, return_inverse=True)
+    count = torch.zeros(cells.numel(), dtype=values.dtype, device=values.device).index_add_(
+        0, inverse, torch.ones_like(inverse, dtype=values.dtype))
+    est = est_box[:, fy - rows.start, fx - cols.start]
+    delta = torch.zeros(values.shape[0], cells.numel(), dtype=values.dtype, device=values.device)
+    delta.index_add_(1, inverse, est - values[:, fill])
+    out = values.clone()
+    out[:, fill] = values[:, fill] + (delta / count)[:, inverse]
     return out
 
 
