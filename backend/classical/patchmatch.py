@@ -30,9 +30,11 @@ al. 2009's PatchMatch for the search (backend.classical.nnf):
    best. The copies' lowest frequencies (below twice the working scale)
    are then swapped for the working estimate's: that vote of many patches is
    closer to the truth there on average, and the texture above stays a real
-   copy. A gradient-domain touch-up finally spreads the colour mismatch at
-   the hole's border smoothly over the hole (it adds a smooth field, so it
-   keeps the copied texture).
+   copy. From a working scale of 4 up, each block of one copy also takes the
+   estimate's mean, so neighbouring copies of different brightness do not
+   tile a mosaic. A gradient-domain touch-up finally spreads the colour
+   mismatch at the hole's border smoothly over the hole (it adds a smooth
+   field, so it keeps the copied texture).
 
 The working levels are mirror-padded by the patch radius so border pixels get
 whole patches. Known pixels are returned untouched. Everything is tensor ops
