@@ -231,3 +231,38 @@ def test_narrow_methods_are_listed_after_the_general_engines(client):
     assert fill(c, "aaa-narrow").status_code == 200  # listed last, still served
     from backend.methods import get_method
     assert [get_method(m).general for m in ("isnet", "cisi", "nfgan", "semantic", "imt")] == [True, True, False, False, False]
+
+
+def test_built_in_engines_are_served_while_a_checkpoint_loads(tmp_path, monkeypatch):
+    import threading
+
+    from backend.engines import registry as registry_module
+    from backend.engines.registry import Registry
+
+    write_checkpoint(tmp_path, "big", [0.5, 0.5, 0.5])
+    release, started = threading.Event(), threading.Event()
+    real = registry_module._loader("tiny")
+
+    def slow_loader(method):
+        def load(*args):
+            started.set()
+            release.wait(30)  # a multi-GB file on a slow disk
+            return real(*args)
+        return load
+
+    monkeypatch.setattr(registry_module, "_loader", slow_loader)
+    reg = Registry(tmp_path)
+    loaded = []
+    loader = threading.Thread(target=lambda: loaded.append(reg.get("big")))
+    loader.start()
+    assert started.wait(10)
+    got = []
+    other = threading.Thread(target=lambda: got.append(reg.get("auto")))
+    other.start()
+    other.join(5)
+    served_meanwhile = bool(got)
+    release.set()
+    loader.join(30)
+    other.join(30)
+    assert served_meanwhile, "the default engine waited for another checkpoint's load"
+    assert loaded and loaded[0].id == "big" and reg.get("big") is loaded[0]  # loaded once, then cached

@@ -110,6 +110,7 @@ class Registry:
         self._broken: dict[str, tuple[Any, str]] = {}  # load failures
         self._cards: dict[str, tuple[Any, dict[str, Any] | None, Listing]] = {}  # checked cards
         self._lock = threading.Lock()
+        self._load_locks: dict[str, threading.Lock] = {}  # per checkpoint id: one load of it at a time
 
     # -- discovery ---------------------------------------------------------------------------------
     def _checkpoints(self) -> dict[str, Path]:
@@ -223,19 +224,26 @@ class Registry:
             raise UnknownModel(id)
         key = (_signature(meta_path), _signature(meta_path.with_suffix(".safetensors")))
         with self._lock:
-            cached = self._loaded.get(id)
-            if cached and cached[0] == key:
-                return cached[1]
-            meta, listing = self._checked(id, meta_path)
+            load_lock = self._load_locks.setdefault(id, threading.Lock())
+        # One load per checkpoint at a time; the registry's own lock is not held meanwhile, so built-in
+        # engines and other checkpoints are served while a large file loads.
+        with load_lock:
+            with self._lock:
+                cached = self._loaded.get(id)
+                if cached and cached[0] == key:
+                    return cached[1]
+                meta, listing = self._checked(id, meta_path)
             if listing.reason:
                 raise RuntimeError(listing.reason)
             try:
                 engine = _loader(meta["method"])(id, meta_path.with_suffix(".safetensors"), meta, self.device)
             except Exception as e:  # a bad file must not take the server down
-                self._broken[id] = (key, f"failed to load: {e}")
+                with self._lock:
+                    self._broken[id] = (key, f"failed to load: {e}")
                 raise RuntimeError(f"checkpoint '{id}' failed to load: {e}") from None
-            self._loaded[id] = (key, engine)
-            self._broken.pop(id, None)
+            with self._lock:
+                self._loaded[id] = (key, engine)
+                self._broken.pop(id, None)
             return engine
 
 
