@@ -447,16 +447,14 @@ def _block_means_from_estimate(values: Tensor, hole2: Tensor, py: Tensor, px: Te
     estimate; what varies inside a block, the copied texture, stays as it was."""
     fill = hole2[py, px]
     fy, fx = py[fill], px[fill]
-    nx = -(-hole2.shape[1] // factor)
+    ny, nx = -(-hole2.shape[0] // factor), -(-hole2.shape[1] // factor)
     cell = torch.div(fy, factor, rounding_mode="floor") * nx + torch.div(fx, factor, rounding_mode="floor")
-    cells, inverse = torch.unique(cell, return_inverse=True)
-    count = torch.zeros(cells.numel(), dtype=values.dtype, device=values.device).index_add_(
-        0, inverse, torch.ones_like(inverse, dtype=values.dtype))
-    est = est_box[:, fy - rows.start, fx - cols.start]
-    delta = torch.zeros(values.shape[0], cells.numel(), dtype=values.dtype, device=values.device)
-    delta.index_add_(1, inverse, est - values[:, fill])
+    count = torch.zeros(ny * nx, dtype=values.dtype, device=values.device).index_add_(
+        0, cell, torch.ones_like(cell, dtype=values.dtype))
+    delta = torch.zeros(values.shape[0], ny * nx, dtype=values.dtype, device=values.device)
+    delta.index_add_(1, cell, est_box[:, fy - rows.start, fx - cols.start] - values[:, fill])
     out = values.clone()
-    out[:, fill] = values[:, fill] + (delta / count)[:, inverse]
+    out[:, fill] = values[:, fill] + (delta / count.clamp(min=1))[:, cell]
     return out
 
 

@@ -119,8 +119,9 @@ class NeuralFeaturesGAN(Method):
         """The generator's term weights at a step: the recipe's, with the GAN terms ramped in linearly over
         `gan_warmup` steps (0: from the start, as the paper). The ramp lets the reconstruction settle before
         the discriminators, which on a few dozen photos soon outplay a young generator, pull it around."""
-        ramp = min(1.0, step / warmup) if (warmup := int(self.config.get("gan_warmup", 0))) > 0 else 1.0
         cfg = self.config
+        warmup = int(cfg.get("gan_warmup", 0))
+        ramp = min(1.0, step / warmup) if warmup > 0 else 1.0
         return {"l2": cfg["w_l2"], "global": ramp * cfg["w_global"], "local": ramp * cfg["w_local"],
                 "feature": cfg["w_feature"]}
 
