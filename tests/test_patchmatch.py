@@ -15,7 +15,8 @@ from backend.classical.nnf import (
     upsample_field,
     valid_centres,
 )
-from backend.classical.patchmatch import WORK_SIZE, PatchMatchEngine, _block_means_from_estimate, complete
+import backend.classical.patchmatch as patchmatch
+from backend.classical.patchmatch import WORK_SIZE, PatchMatchEngine, _block_means_from_estimate, complete, onion_peel
 from backend.engines.base import Cancelled, InpaintOptions, OptionError, Progress
 from backend.engines.sampling import SourceTooSmall
 from backend.training.metrics import texture_sharpness
@@ -211,6 +212,24 @@ def test_blocks_copied_at_a_large_working_scale_take_the_estimates_brightness_an
         assert torch.allclose(out[:, at].mean(1), estimate[:, py[at], px[at]].mean(1), atol=1e-5)
         assert torch.allclose(out[:, at] - out[:, at].mean(1, keepdim=True),
                               values[:, at] - values[:, at].mean(1, keepdim=True), atol=1e-5)
+
+
+def test_onion_peel_on_noise_like_texture_keeps_to_its_budget_and_every_phase_of_a_fine_period(monkeypatch):
+    """Without the DCT (noise-like texture) the peel searches exactly, and its cost grows with hole x sources: a
+    budget caps the pairs compared. The sources kept must still hold every phase of a fine random tiling, so
+    the hole is continued exactly; a regular grid of them would alias the period (a 2-step grid keeps a
+    quarter of the phases, and the neighbours of a wrong phase are no nearer in noise)."""
+    image = tiled(96, period=12, seed=4)[0]
+    hole = torch.zeros(96, 96, dtype=torch.bool)
+    hole[36:60, 30:66] = True
+    compared = []
+    exact = patchmatch.brute_force
+    monkeypatch.setattr(patchmatch, "brute_force", lambda q, s, w=None: compared.append(q.shape[0] * s.shape[0]) or
+                        exact(q, s, w))
+    budget = 2 * 10**6  # a tenth of what comparing every hole pixel with every source would take
+    out = onion_peel(image * ~hole, hole, ~hole, 7, max_sources=0, pairs=budget)
+    assert 0 < sum(compared) <= budget
+    assert float((out - image).abs()[:, hole].mean()) < 0.02  # a 1,200-source grid: 0.30
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
