@@ -1,4 +1,5 @@
 """The patchmatch engine and its nearest-patch search (backend.classical.nnf)."""
+import math
 import threading
 
 import numpy as np
@@ -16,7 +17,16 @@ from backend.classical.nnf import (
     valid_centres,
 )
 import backend.classical.patchmatch as patchmatch
-from backend.classical.patchmatch import WORK_SIZE, PatchMatchEngine, _block_means_from_estimate, complete, onion_peel
+from backend.classical.patchmatch import (
+    WORK_SIZE,
+    PatchMatchEngine,
+    _block_means_from_estimate,
+    _estimate_on_box,
+    _pick_by_cost,
+    _pick_by_estimate,
+    complete,
+    onion_peel,
+)
 from backend.engines.base import Cancelled, InpaintOptions, OptionError, Progress
 from backend.engines.sampling import SourceTooSmall
 from backend.training.metrics import texture_sharpness
@@ -212,6 +222,48 @@ def test_blocks_copied_at_a_large_working_scale_take_the_estimates_brightness_an
         assert torch.allclose(out[:, at].mean(1), estimate[:, py[at], px[at]].mean(1), atol=1e-5)
         assert torch.allclose(out[:, at] - out[:, at].mean(1, keepdim=True),
                               values[:, at] - values[:, at].mean(1, keepdim=True), atol=1e-5)
+
+
+def test_seam_between_two_copied_regions_follows_the_estimate_not_the_block_grid():
+    """At camera size (8x8 blocks) each block copies from where its working pixel's match points; where a dark
+    and a bright copied area meet, choosing by the matches' costs puts the seam on the block grid (a staircase
+    at 100 %). Chosen per pixel against the working estimate, the seam follows the estimate's transition."""
+    f, pad, h, w = 8, 3, 12, 12
+    H, W = h * f, w * f
+    image = torch.zeros(3, H, W)
+    image[:, :, : W // 2] = 0.2  # known rows on top: a dark area on the left, a bright one on the right
+    image[:, :, W // 2 :] = 0.8
+    hole = torch.zeros(H, W, dtype=torch.bool)
+    hole[4 * f :, :] = True
+    hp, wp = h + 2 * pad, w + 2 * pad
+    # The working estimate: a smooth transition along a slanted line through the hole, bright above it.
+    gy, gx = torch.meshgrid(torch.arange(hp) - pad + 0.5, torch.arange(wp) - pad + 0.5, indexing="ij")
+    level = 0.2 + 0.6 * torch.sigmoid((0.4 * gx - gy + 6.0) / 0.6)
+    known = torch.zeros(hp, wp, dtype=torch.bool)
+    known[pad : pad + 4, pad : pad + w] = True
+    estimate = torch.where(known, torch.where(gx < w / 2, 0.2, 0.8), level).expand(3, hp, wp).contiguous()
+    # Each hole working pixel matches a source on the side its own centre is on: the seam of the copies
+    # follows the block grid.
+    shift_y = torch.zeros(hp * wp, dtype=torch.long)
+    shift_x = torch.zeros(hp * wp, dtype=torch.long)
+    cost_of = torch.full((hp * wp,), math.inf)
+    for y in range(4, h):
+        for x in range(w):
+            at = (y + pad) * wp + x + pad
+            bright = float(level[y + pad, x + pad]) > 0.5
+            shift_y[at], shift_x[at] = 1 - y, (w - 3 if bright else 2) - x  # to row 1, column 2 or w - 3
+            cost_of[at] = 0.0
+    py, px = torch.nonzero(hole, as_tuple=True)
+    rows, cols = slice(0, H), slice(0, W)
+    est_box = _estimate_on_box(estimate, rows, cols, f, pad)
+    side = est_box[0, py, px] > 0.5  # where the estimate puts the bright area, pixel by pixel
+    args = (shift_y, shift_x, cost_of, hole.reshape(-1))
+    by_estimate = _pick_by_estimate(py, px, rows, cols, *args, estimate, est_box, f, pad, (H, W), (hp, wp))
+    by_cost = _pick_by_cost(py, px, *args, f, pad, 1, (H, W), (hp, wp))
+    wrong = lambda pick: float(((image[0].reshape(-1)[pick] > 0.5) != side).float().mean())
+    assert (by_estimate >= 0).all() and (by_cost >= 0).all()
+    assert wrong(by_cost) > 0.02  # the staircase
+    assert wrong(by_estimate) < 0.25 * wrong(by_cost)
 
 
 def test_onion_peel_on_noise_like_texture_keeps_to_its_budget_and_every_phase_of_a_fine_period(monkeypatch):

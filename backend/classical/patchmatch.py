@@ -30,9 +30,12 @@ al. 2009's PatchMatch for the search (backend.classical.nnf):
    best. The copies' lowest frequencies (below twice the working scale)
    are then swapped for the working estimate's: that vote of many patches is
    closer to the truth there on average, and the texture above stays a real
-   copy. From a working scale of 4 up, each block of one copy also takes the
-   estimate's mean, so neighbouring copies of different brightness do not
-   tile a mosaic. A gradient-domain touch-up finally spreads the colour
+   copy. From a working scale of 4 up, a pixel instead takes the match of
+   whichever of its four nearest working pixels copies from where the
+   estimate agrees best with the estimate at the pixel, so the seam between
+   two copied areas follows the estimate rather than the block grid; and each
+   block of one copy takes the estimate's mean, so neighbouring copies of
+   different brightness do not tile a mosaic. A gradient-domain touch-up finally spreads the colour
    mismatch at the hole's border smoothly over the hole (it adds a smooth
    field, so it keeps the copied texture).
 
@@ -78,6 +81,10 @@ FINISH_REACH = 1
 LOW_BAND = 2
 # From this working scale up, each block the finish copies gets the working estimate's mean.
 BLOCK_MEANS_FROM = 4
+# From this working scale up, the finish picks each pixel's source by the estimate, not by the patches' costs.
+SEAMS_BY_ESTIMATE_FROM = 4
+# Below this spread (squared colour range) of the four nearest working pixels' sources, no choice is made.
+SEAM_SPREAD = 3 * 0.03**2
 # Votes (patch pixels) handled at once.
 _VOTE_CHUNK = 2**21
 
@@ -376,7 +383,8 @@ def finish(image: Tensor, hole: Tensor, matches: Matches, cost: Tensor, factor: 
     cost: (N,) how far each match is from the working estimate (lower is better).
     estimate: (C, h, w) the padded working estimate, for pixels no match can serve.
     Each pixel copies what the covering patch of lowest cost says, among the
-    patches centred within `reach` of it; source pixels in the hole never
+    patches centred within `reach` of it (from SEAMS_BY_ESTIMATE_FROM up: by
+    the estimate, see _pick_by_estimate); source pixels in the hole never
     count. Then the mismatch between the copies and the known pixels of a ring
     around the hole is spread smoothly over the hole (harmonic interpolation),
     which evens out colour seams without smoothing the copied texture. Work
@@ -407,25 +415,13 @@ def finish(image: Tensor, hole: Tensor, matches: Matches, cost: Tensor, factor: 
     in_hole = hole2.reshape(-1)
     if allowed is not None:
         in_hole = in_hole | (allowed[0, 0] < 0.5).reshape(-1)  # outside the sampling area: never a source
-    best = torch.full(py.shape, math.inf, dtype=cost.dtype, device=dev)
-    pick = torch.full(py.shape, -1, dtype=torch.long, device=dev)
-    # The working pixels holding the centres of the patches that cover a pixel, row and column ranges.
-    ylo, yhi = torch.div(py - reach, factor, rounding_mode="floor"), torch.div(py + reach, factor, rounding_mode="floor")
-    xlo, xhi = torch.div(px - reach, factor, rounding_mode="floor"), torch.div(px + reach, factor, rounding_mode="floor")
-    span = 2 * reach // factor + 2
-    for a in range(span):
-        cy = ylo + a
-        for b in range(span):
-            cx = xlo + b
-            ok = (cy <= yhi) & (cx <= xhi) & (cy >= 0) & (cy * factor < H) & (cx >= 0) & (cx * factor < W)
-            at = (cy + pad).clamp(0, hp - 1) * wp + (cx + pad).clamp(0, wp - 1)
-            src = (py + factor * shift_y[at]).clamp(0, H - 1) * W + (px + factor * shift_x[at]).clamp(0, W - 1)
-            score = torch.where(ok & ~in_hole[src], cost_of[at], math.inf)
-            better = score < best
-            best = torch.where(better, score, best)
-            pick = torch.where(better, src, pick)
+    est_box = _estimate_on_box(estimate, rows, cols, factor, pad).to(image.dtype)
+    if factor >= SEAMS_BY_ESTIMATE_FROM:
+        pick = _pick_by_estimate(py, px, rows, cols, shift_y, shift_x, cost_of, in_hole, estimate, est_box, factor,
+                                 pad, (H, W), (hp, wp))
+    else:
+        pick = _pick_by_cost(py, px, shift_y, shift_x, cost_of, in_hole, factor, pad, reach, (H, W), (hp, wp))
     values = image[0].reshape(c, H * W)[:, pick.clamp(min=0)]
-    est_box = _estimate_on_box(estimate, rows, cols, factor, pad).to(values.dtype)
     missing = pick < 0
     if bool(missing.any()):  # e.g. no source patch fits anywhere: the working estimate, smoothly scaled up
         values[:, missing] = est_box[:, py[missing] - rows.start, px[missing] - cols.start]
@@ -449,6 +445,94 @@ def finish(image: Tensor, hole: Tensor, matches: Matches, cost: Tensor, factor: 
     out = image.clone()
     out[0][:, py[fill], px[fill]] = (values[:, fill] + correction[0][:, fy, fx]).clamp(0, 1)
     return out
+
+
+def _pick_by_cost(py: Tensor, px: Tensor, shift_y: Tensor, shift_x: Tensor, cost_of: Tensor, in_hole: Tensor,
+                  factor: int, pad: int, reach: int, size: tuple[int, int], padded: tuple[int, int]) -> Tensor:
+    """Each pixel's source (flat index, -1: none): what the covering patch of lowest cost says, among the
+    patches centred within `reach` of it."""
+    H, W = size
+    hp, wp = padded
+    best = torch.full(py.shape, math.inf, dtype=cost_of.dtype, device=py.device)
+    pick = torch.full(py.shape, -1, dtype=torch.long, device=py.device)
+    # The working pixels holding the centres of the patches that cover a pixel, row and column ranges.
+    ylo, yhi = torch.div(py - reach, factor, rounding_mode="floor"), torch.div(py + reach, factor, rounding_mode="floor")
+    xlo, xhi = torch.div(px - reach, factor, rounding_mode="floor"), torch.div(px + reach, factor, rounding_mode="floor")
+    span = 2 * reach // factor + 2
+    for a in range(span):
+        cy = ylo + a
+        for b in range(span):
+            cx = xlo + b
+            ok = (cy <= yhi) & (cx <= xhi) & (cy >= 0) & (cy * factor < H) & (cx >= 0) & (cx * factor < W)
+            at = (cy + pad).clamp(0, hp - 1) * wp + (cx + pad).clamp(0, wp - 1)
+            src = (py + factor * shift_y[at]).clamp(0, H - 1) * W + (px + factor * shift_x[at]).clamp(0, W - 1)
+            score = torch.where(ok & ~in_hole[src], cost_of[at], math.inf)
+            better = score < best
+            best = torch.where(better, score, best)
+            pick = torch.where(better, src, pick)
+    return pick
+
+
+
+
+def _sample_estimate(estimate: Tensor, y: Tensor, x: Tensor, factor: int, pad: int) -> Tensor:
+    """(C, *y.shape) the padded working estimate (C, he, we), bilinear at full-resolution pixels (y, x)."""
+    he, we = estimate.shape[1:]
+    gy = ((y.to(estimate.dtype) + 0.5) / factor + pad) / he * 2 - 1
+    gx = ((x.to(estimate.dtype) + 0.5) / factor + pad) / we * 2 - 1
+    grid = torch.stack([gx, gy], -1).reshape(1, 1, -1, 2)
+    return F.grid_sample(estimate[None], grid, mode="bilinear", align_corners=False)[0, :, 0].reshape(-1, *y.shape)
+
+
+def _pick_by_estimate(py: Tensor, px: Tensor, rows: slice, cols: slice, shift_y: Tensor, shift_x: Tensor,
+                      cost_of: Tensor, in_hole: Tensor, estimate: Tensor, est_box: Tensor, factor: int, pad: int,
+                      size: tuple[int, int], padded: tuple[int, int]) -> Tensor:
+    """Each pixel's source (flat index, -1: none) among the shifts of its four nearest working pixels: the
+    one whose source's low frequencies (the working estimate there) agree best with the estimate at the pixel.
+
+    At a large factor the shift changes only between working pixels, and choosing by the patches' costs
+    puts the seam where two copied regions meet (a pale area beside grey plumage) on the block grid: a
+    staircase at 100 %. Chosen per pixel against the smooth estimate, it follows the estimate's own
+    transition instead."""
+    H, W = size
+    hp, wp = padded
+    h, w = -(-H // factor), -(-W // factor)
+    wy = torch.div(2 * py + 1 - factor, 2 * factor, rounding_mode="floor")  # the working pixel above-left
+    wx = torch.div(2 * px + 1 - factor, 2 * factor, rounding_mode="floor")
+
+    def sources(cy: Tensor, cx: Tensor, py: Tensor, px: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        at = (cy.clamp(0, h - 1) + pad) * wp + (cx.clamp(0, w - 1) + pad)
+        sy, sx = py + factor * shift_y[at], px + factor * shift_x[at]
+        ok = (sy >= 0) & (sy < H) & (sx >= 0) & (sx < W)
+        src = sy.clamp(0, H - 1) * W + sx.clamp(0, W - 1)
+        # A source outside the hole, of a working pixel with a match.
+        return src, ok & ~in_hole[src] & torch.isfinite(cost_of[at]), sy, sx
+
+    # Where the four neighbours' sources hold about the same low frequencies (most of the hole) the choice
+    # does not matter: the pixel keeps its own working pixel's. Told apart on the working grid, cheaply.
+    gy = torch.arange(-1, h + 1, device=py.device).clamp(0, h - 1)
+    gx = torch.arange(-1, w + 1, device=py.device).clamp(0, w - 1)
+    at = (gy[:, None] + pad) * wp + gx[None, :] + pad
+    sy = (gy[:, None] + shift_y[at] + pad).clamp(0, estimate.shape[1] - 1)
+    sx = (gx[None, :] + shift_x[at] + pad).clamp(0, estimate.shape[2] - 1)
+    colour = torch.where(torch.isfinite(cost_of[at]), estimate[:, sy, sx], math.inf)  # (C, h + 2, w + 2)
+    corners = torch.stack([colour[:, :-1, :-1], colour[:, 1:, :-1], colour[:, :-1, 1:], colour[:, 1:, 1:]])
+    spread = (corners.amax(0) - corners.amin(0)).nan_to_num(math.inf).pow(2).sum(0)  # (h + 1, w + 1)
+    same = spread <= SEAM_SPREAD
+    src, ok, _, _ = sources(torch.div(py, factor, rounding_mode="floor"), torch.div(px, factor, rounding_mode="floor"),
+                            py, px)
+    pick = torch.where(ok, src, -1)
+    todo = torch.nonzero(~(same[wy + 1, wx + 1] & ok)).squeeze(1)
+    if todo.numel():
+        step = torch.tensor([0, 1], device=py.device)
+        qy, qx = py[todo], px[todo]
+        src, ok, sy, sx = sources(wy[todo][None, :] + step.repeat_interleave(2)[:, None],
+                                  wx[todo][None, :] + step.repeat(2)[:, None], qy, qx)  # (4, n): the neighbours
+        target = est_box[:, qy - rows.start, qx - cols.start]
+        d = (_sample_estimate(estimate, sy, sx, factor, pad) - target[:, None]).pow_(2).sum(0)
+        best, which = torch.where(ok, d, math.inf).min(0)
+        pick[todo] = torch.where(torch.isfinite(best), src.gather(0, which[None])[0], -1)
+    return pick
 
 
 def _block_means_from_estimate(values: Tensor, hole2: Tensor, py: Tensor, px: Tensor, rows: slice, cols: slice,
