@@ -22,6 +22,7 @@ from backend.classical.patchmatch import (
     PatchMatchEngine,
     _block_means_from_estimate,
     _estimate_on_box,
+    _feather_seams,
     _pick_by_cost,
     _pick_by_estimate,
     complete,
@@ -264,6 +265,25 @@ def test_seam_between_two_copied_regions_follows_the_estimate_not_the_block_grid
     assert (by_estimate >= 0).all() and (by_cost >= 0).all()
     assert wrong(by_cost) > 0.02  # the staircase
     assert wrong(by_estimate) < 0.25 * wrong(by_cost)
+
+
+def test_seams_between_copies_are_blended_and_the_copies_inside_stay_sharp():
+    """Two copies meet at a hard edge: the hole's left half copies a dark area, its right half (another shift)
+    a bright one. Next to the seam the pixels blend both; further in, every pixel is its copy exactly."""
+    g = torch.Generator().manual_seed(0)
+    H, W = 40, 96
+    image = 0.2 + 0.05 * torch.rand(1, 3, H, W, generator=g)
+    image[..., :20, 48:] += 0.6  # a bright area in the known rows, right of column 48
+    hole = torch.zeros(H, W, dtype=torch.bool)
+    hole[20:, :64] = True
+    py, px = torch.nonzero(hole, as_tuple=True)
+    pick = torch.where(px < 32, (py - 20) * W + px, (py - 20) * W + px + 16)  # dark | bright, no seam in the source
+    values = _feather_seams(image, pick, py, px, slice(0, H), slice(0, W), hole.reshape(-1), 2)
+    copies = image[0].reshape(3, -1)[:, pick]
+    far = ((px < 30) | (px > 33)) & (py >= 22)  # over 2 px from the seam and from the hole's top
+    assert torch.allclose(values[:, far], copies[:, far], atol=1e-6)
+    near = (px == 32) & (py >= 22)
+    assert bool(((values[:, near] > 0.3) & (values[:, near] < 0.75)).all())  # neither dark nor bright: blended
 
 
 def test_onion_peel_on_noise_like_texture_keeps_to_its_budget_and_every_phase_of_a_fine_period(monkeypatch):

@@ -35,7 +35,10 @@ al. 2009's PatchMatch for the search (backend.classical.nnf):
    estimate agrees best with the estimate at the pixel, so the seam between
    two copied areas follows the estimate rather than the block grid; and each
    block of one copy takes the estimate's mean, so neighbouring copies of
-   different brightness do not tile a mosaic. A gradient-domain touch-up finally spreads the colour
+   different brightness do not tile a mosaic. From 8 up, each seam is also
+   blended over a few pixels (what the neighbours' shifts say a pixel should
+   be, averaged), where it would otherwise be a hard edge at 100 %; inside a
+   copied area every neighbour says the same and the copy stays as sharp. A gradient-domain touch-up finally spreads the colour
    mismatch at the hole's border smoothly over the hole (it adds a smooth
    field, so it keeps the copied texture).
 
@@ -83,6 +86,8 @@ LOW_BAND = 2
 BLOCK_MEANS_FROM = 4
 # From this working scale up, the finish picks each pixel's source by the estimate, not by the patches' costs.
 SEAMS_BY_ESTIMATE_FROM = 4
+# From this working scale up, seams between copies are blended over factor / 8 px on each side.
+FEATHER_FROM = 8
 # Below this spread (squared colour range) of the four nearest working pixels' sources, no choice is made.
 SEAM_SPREAD = 3 * 0.03**2
 # Votes (patch pixels) handled at once.
@@ -421,7 +426,10 @@ def finish(image: Tensor, hole: Tensor, matches: Matches, cost: Tensor, factor: 
                                  pad, (H, W), (hp, wp))
     else:
         pick = _pick_by_cost(py, px, shift_y, shift_x, cost_of, in_hole, factor, pad, reach, (H, W), (hp, wp))
-    values = image[0].reshape(c, H * W)[:, pick.clamp(min=0)]
+    if factor >= FEATHER_FROM:
+        values = _feather_seams(image, pick, py, px, rows, cols, in_hole, factor // 8)
+    else:
+        values = image[0].reshape(c, H * W)[:, pick.clamp(min=0)]
     missing = pick < 0
     if bool(missing.any()):  # e.g. no source patch fits anywhere: the working estimate, smoothly scaled up
         values[:, missing] = est_box[:, py[missing] - rows.start, px[missing] - cols.start]
@@ -533,6 +541,37 @@ def _pick_by_estimate(py: Tensor, px: Tensor, rows: slice, cols: slice, shift_y:
         best, which = torch.where(ok, d, math.inf).min(0)
         pick[todo] = torch.where(torch.isfinite(best), src.gather(0, which[None])[0], -1)
     return pick
+
+
+def _feather_seams(image: Tensor, pick: Tensor, py: Tensor, px: Tensor, rows: slice, cols: slice, in_hole: Tensor,
+                   reach: int) -> Tensor:
+    """(C, N) each pixel's copy, averaged with what its neighbours' sources say it should be (their shift
+    applied at the pixel), for neighbours up to `reach` px away along the rows and columns. Where neighbours
+    copy from one place (inside a copied area) they all say the same and nothing changes; along a seam
+    between two copies the two are blended over a few pixels instead of meeting at a hard edge."""
+    c, H, W = image.shape[1:]
+    flat = image[0].reshape(c, H * W)
+    bh, bw = rows.stop - rows.start, cols.stop - cols.start
+    fy, fx = py - rows.start, px - cols.start
+    dense = torch.full((bh, bw), -1, dtype=torch.long, device=pick.device)
+    dense[fy, fx] = pick
+    ok = pick >= 0
+    total = torch.where(ok, 1.0, 0.0).to(image.dtype)
+    acc = flat[:, pick.clamp(min=0)] * total
+    for d in range(1, reach + 1):
+        for dy, dx in ((0, d), (0, -d), (d, 0), (-d, 0)):
+            ny, nx = fy + dy, fx + dx
+            inside = (ny >= 0) & (ny < bh) & (nx >= 0) & (nx < bw)
+            n = dense[ny.clamp(0, bh - 1), nx.clamp(0, bw - 1)]
+            sy = torch.div(n, W, rounding_mode="floor") - dy
+            sx = n % W - dx
+            good = inside & (n >= 0) & (sy >= 0) & (sy < H) & (sx >= 0) & (sx < W)
+            src = sy.clamp(0, H - 1) * W + sx.clamp(0, W - 1)
+            good &= ~in_hole[src] & ok
+            weight = good.to(image.dtype)
+            acc += flat[:, src] * weight
+            total += weight
+    return acc / total.clamp(min=1)
 
 
 def _block_means_from_estimate(values: Tensor, hole2: Tensor, py: Tensor, px: Tensor, rows: slice, cols: slice,
