@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import requests
 import torch
 from conftest import photo_like, png, rect_mask
 
 from backend.classical import ENGINES
 from backend.classical.auto import AutoEngine, region_choices
-from backend.engines.base import InpaintOptions, Progress
+from backend.classical.patchmatch import PatchMatchEngine
+from backend.engines.base import InpaintOptions, OptionError, Progress
 from backend.engines.poisson import harmonic_fill
 from backend.engines.region import fill_region
 from backend.request import FillRequest, Output
@@ -80,3 +82,51 @@ def test_response_headers_name_the_engine_per_region(server):
                          files={"image": ("i.png", png(img)), "mask": ("m.png", png(mask))}, timeout=60).json()
     assert body["choices"] == ["diffusion", "patchmatch"]
 
+
+
+def _recorded_patch_calls(monkeypatch) -> list[tuple[int, torch.Tensor, torch.Tensor | None]]:
+    """Each call auto makes to patchmatch: (patch size, the hole it fills, the sampling area it gets)."""
+    calls = []
+    inpaint = PatchMatchEngine.inpaint
+
+    def record(self, image, hole, options, progress):
+        calls.append((options.params["patch_size"], hole.clone(), None if options.source is None else options.source.clone()))
+        return inpaint(self, image, hole, options, progress)
+
+    monkeypatch.setattr(PatchMatchEngine, "inpaint", record)
+    return calls
+
+
+def test_strokes_are_rebuilt_with_small_patches_and_wide_areas_with_larger_ones(monkeypatch):
+    image = photo_like(320, 320, seed=2)
+    image = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
+    hole = torch.zeros(1, 1, 320, 320)
+    hole[..., 20:36, 20:300] = 1  # a brush stroke 16 px wide
+    hole[..., 120:280, 80:240] = 1  # a wide area
+    calls = _recorded_patch_calls(monkeypatch)
+    engine = AutoEngine()
+    options = InpaintOptions(seed=0, params=engine.parse_params({}))
+    out = engine.inpaint(image * (1 - hole), hole, options, Progress())
+    assert options.choices == ["patchmatch", "patchmatch"]
+    (first, stroke, source), (second, area, later) = calls
+    assert (first, second) == (5, 7)
+    assert int(stroke.sum()) == 16 * 280 and int(area.sum()) == 160 * 160
+    # The stroke may not copy from the wide area, still unfilled; the area may copy from the filled stroke.
+    assert bool((source[..., 120:280, 80:240] == 0).all()) and bool((source[..., :100, :] == 1).all())
+    assert later is None
+    assert torch.equal(out * (1 - hole), image * (1 - hole))
+    assert 0.7 < float(texture_sharpness(out, image, hole))  # rebuilt from patches, not smoothed
+
+
+def test_a_patch_size_given_is_used_for_every_region(monkeypatch):
+    image = torch.rand(1, 3, 200, 200, generator=torch.Generator().manual_seed(0))
+    hole = torch.zeros(1, 1, 200, 200)
+    hole[..., 10:24, 10:190] = 1
+    hole[..., 80:180, 50:150] = 1
+    calls = _recorded_patch_calls(monkeypatch)
+    engine = AutoEngine()
+    engine.inpaint(image * (1 - hole), hole, InpaintOptions(seed=0, params=engine.parse_params({"patch_size": 9})),
+                   Progress())
+    assert [(c[0], int(c[1].sum())) for c in calls] == [(9, int(hole.sum()))]
+    with pytest.raises(OptionError, match="odd or 0"):
+        engine.parse_params({"patch_size": 8})
