@@ -451,7 +451,15 @@ def finish(image: Tensor, hole: Tensor, matches: Matches, cost: Tensor, factor: 
     fill = ~known
     fy, fx = py[fill] - rows.start, px[fill] - cols.start
     out = image.clone()
-    out[0][:, py[fill], px[fill]] = (values[:, fill] + correction[0][:, fy, fx]).clamp(0, 1)
+    touched = values[:, fill] + correction[0][:, fy, fx]
+    # Like the low-frequency swap, the smooth correction must not take a colour past the range of the known
+    # pixels around (on a fine two-tone pattern it can overshoot); a copy already outside keeps its value.
+    ring_known = image[0][:, py[known], px[known]]
+    if ring_known.shape[1]:
+        lo, hi = ring_known.amin(1, keepdim=True), ring_known.amax(1, keepdim=True)
+        copies = values[:, fill]
+        touched = torch.maximum(torch.minimum(touched, torch.maximum(hi, copies)), torch.minimum(lo, copies))
+    out[0][:, py[fill], px[fill]] = touched.clamp(0, 1)
     return out
 
 
