@@ -52,7 +52,11 @@ def region_choices(hole: np.ndarray, thin: float) -> tuple[np.ndarray, list[str]
     Returns the label image (0 = known) and one engine id per region.
     """
     labels, peak = region_depths(hole)
-    return labels, [SMOOTH if p <= thin else PATCHES for p in peak[1:]]
+    return labels, _choices(peak, thin)
+
+
+def _choices(peak: np.ndarray, thin: float) -> list[str]:
+    return [SMOOTH if p <= thin else PATCHES for p in peak[1:]]
 
 
 class AutoEngine(Engine):
@@ -84,7 +88,7 @@ class AutoEngine(Engine):
 
     def inpaint(self, image: torch.Tensor, hole: torch.Tensor, options: InpaintOptions, progress: Progress) -> torch.Tensor:
         labels, peak = region_depths(hole[0, 0].cpu().numpy() > 0.5)
-        choices = [SMOOTH if p <= options.params.get("thin", 3.0) else PATCHES for p in peak[1:]]
+        choices = _choices(peak, options.params.get("thin", 3.0))
         options.choices.extend(choices)
         smooth_ids = [i + 1 for i, c in enumerate(choices) if c == SMOOTH]
         smooth = torch.from_numpy(np.isin(labels, smooth_ids)).to(hole.device)[None, None]

@@ -38,9 +38,10 @@ al. 2009's PatchMatch for the search (backend.classical.nnf):
    different brightness do not tile a mosaic. From 8 up, each seam is also
    blended over a few pixels (what the neighbours' shifts say a pixel should
    be, averaged), where it would otherwise be a hard edge at 100 %; inside a
-   copied area every neighbour says the same and the copy stays as sharp. A gradient-domain touch-up finally spreads the colour
-   mismatch at the hole's border smoothly over the hole (it adds a smooth
-   field, so it keeps the copied texture).
+   copied area every neighbour says the same and the copy stays as sharp.
+   A gradient-domain touch-up finally spreads the colour mismatch at the
+   hole's border smoothly over the hole (it adds a smooth field, so it keeps
+   the copied texture).
 
 The working levels are mirror-padded by the patch radius so border pixels get
 whole patches. Known pixels are returned untouched. Everything is tensor ops
@@ -454,11 +455,7 @@ def finish(image: Tensor, hole: Tensor, matches: Matches, cost: Tensor, factor: 
     touched = values[:, fill] + correction[0][:, fy, fx]
     # Like the low-frequency swap, the smooth correction must not take a colour past the range of the known
     # pixels around (on a fine two-tone pattern it can overshoot); a copy already outside keeps its value.
-    ring_known = image[0][:, py[known], px[known]]
-    if ring_known.shape[1]:
-        lo, hi = ring_known.amin(1, keepdim=True), ring_known.amax(1, keepdim=True)
-        copies = values[:, fill]
-        touched = torch.maximum(torch.minimum(touched, torch.maximum(hi, copies)), torch.minimum(lo, copies))
+    touched = _within_known_range(touched, values[:, fill], image[0][:, py[known], px[known]])
     out[0][:, py[fill], px[fill]] = touched.clamp(0, 1)
     return out
 
@@ -487,8 +484,6 @@ def _pick_by_cost(py: Tensor, px: Tensor, shift_y: Tensor, shift_x: Tensor, cost
             best = torch.where(better, score, best)
             pick = torch.where(better, src, pick)
     return pick
-
-
 
 
 def _sample_estimate(estimate: Tensor, y: Tensor, x: Tensor, factor: int, pad: int) -> Tensor:
@@ -612,6 +607,15 @@ def _estimate_on_box(estimate: Tensor, rows: slice, cols: slice, factor: int, pa
     return F.grid_sample(estimate[None], grid[None], mode="bilinear", align_corners=False)[0]
 
 
+def _within_known_range(values: Tensor, copies: Tensor, known: Tensor) -> Tensor:
+    """values (C, N) kept within the per-channel range of the known pixels (C, M), or of the copy (C, N) where
+    that already lies outside: a smooth field added to a sharp copy must not overshoot at its extremes."""
+    if not known.shape[1]:  # the whole crop is hole: nothing to keep to
+        return values
+    lo, hi = known.amin(1, keepdim=True), known.amax(1, keepdim=True)
+    return torch.maximum(torch.minimum(values, torch.maximum(hi, copies)), torch.minimum(lo, copies))
+
+
 def _low_from_estimate(image: Tensor, hole2: Tensor, values: Tensor, py: Tensor, px: Tensor, rows: slice, cols: slice,
                        est_box: Tensor, factor: int) -> Tensor:
     """The copies (C, N) at (py, px) with their lowest frequencies taken from the working estimate instead.
@@ -636,11 +640,7 @@ def _low_from_estimate(image: Tensor, hole2: Tensor, values: Tensor, py: Tensor,
     swapped = values[:, fill] + delta[:, fy[fill], fx[fill]]
     # The swap must not take a colour past the range of the known pixels around (a smooth field added
     # to a sharp copy can overshoot at its extremes); a copy already outside that range keeps its own value.
-    known = box[:, ~hole_box]
-    if known.shape[1]:  # (none: the whole crop is hole, nothing to keep to)
-        lo, hi = known.amin(1, keepdim=True), known.amax(1, keepdim=True)
-        copies = values[:, fill]
-        swapped = torch.maximum(torch.minimum(swapped, torch.maximum(hi, copies)), torch.minimum(lo, copies))
+    swapped = _within_known_range(swapped, values[:, fill], box[:, ~hole_box])
     out = values.clone()
     out[:, fill] = swapped
     return out
